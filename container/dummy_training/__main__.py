@@ -1,0 +1,3 @@
+from dummy_training.cli import main
+
+raise SystemExit(main())

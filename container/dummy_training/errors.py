@@ -1,0 +1,58 @@
+"""User-facing errors and the exit codes they map to.
+
+Every error a user can cause or fix is one of these, printed as one line on stderr by the CLI. Anything else
+is a bug: exit 4 with a traceback.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_NOT_FOUND = 1
+EXIT_INVALID_INPUT = 2
+EXIT_RUNTIME = 3
+EXIT_UNEXPECTED = 4
+EXIT_JOB_FAILED = 5
+EXIT_JOB_STOPPED = 6
+EXIT_INTERRUPTED = 130
+
+
+class DummyTrainingError(Exception):
+    """Base of every expected error; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class InputNotFoundError(DummyTrainingError):
+    """A required input (model, hyperparameters, S3 object or bucket) does not exist."""
+
+    exit_code = EXIT_NOT_FOUND
+
+
+class InvalidInputError(DummyTrainingError):
+    """The input exists but is not acceptable: corrupt or hostile archive, bad JSON, bad argument."""
+
+    exit_code = EXIT_INVALID_INPUT
+
+
+class RuntimeIOError(DummyTrainingError):
+    """The environment failed us: disk full, permission denied, network, credentials, access denied."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class JobFailedError(DummyTrainingError):
+    """A remote job (SageMaker or ACK) ended Failed or was rejected."""
+
+    exit_code = EXIT_JOB_FAILED
+
+
+class JobStoppedError(DummyTrainingError):
+    """A remote job ended Stopped (by us on cancellation, by a timeout, or by someone else)."""
+
+    exit_code = EXIT_JOB_STOPPED
+
+
+class Interrupted(DummyTrainingError):
+    """SIGTERM/SIGINT arrived; cleanup has been done."""
+
+    exit_code = EXIT_INTERRUPTED

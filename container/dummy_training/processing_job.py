@@ -1,0 +1,189 @@
+"""The remote job, described once: a ``ProcessingJobSpec`` and the SageMaker ``CreateProcessingJob`` request.
+
+The SageMaker launcher sends ``build_create_processing_job_request(spec)`` as it is; the ACK launcher converts
+the same request to ACK's field casing. Both are therefore the same job by construction, and every container
+path and name in them comes from ``contract``.
+
+Two modes:
+- staged (default): the model (and hyperparameters) are ProcessingInputs that SageMaker downloads onto the
+  instance volume at the contract paths; the output directory is uploaded at the end of the job.
+- s3_direct: no ProcessingInputs/Outputs; the container repacks S3 to S3 with the job's role (streaming, no
+  volume limit on the model size). Needs network access, so it excludes network isolation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dummy_training import contract
+from dummy_training.errors import InvalidInputError
+
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+MAX_JOB_NAME = 63
+
+
+def job_name(*parts: str, max_len: int = MAX_JOB_NAME) -> str:
+    """A deterministic SageMaker job name from ``parts`` (same parts, same name: a retry re-attaches).
+
+    Characters outside ``[A-Za-z0-9]`` become ``-``, runs of ``-`` collapse; when the result is too long it is
+    cut and ended with 8 hex digits of a hash of the full name so distinct inputs stay distinct.
+    """
+    raw = "-".join(p for p in parts if p)
+    name = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9]+", "-", raw)).strip("-") or "dummy-training"
+    if len(name) > max_len:
+        digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+        name = name[: max_len - 9].rstrip("-") + "-" + digest
+    if not JOB_NAME_RE.match(name):  # pragma: no cover - the construction above guarantees it
+        raise InvalidInputError(f"cannot derive a valid job name from {raw!r}")
+    return name
+
+
+def validate_job_name(name: str) -> str:
+    if not JOB_NAME_RE.match(name):
+        raise InvalidInputError(
+            f"invalid job name {name!r}: 1-63 letters, digits and hyphens, starting and ending alphanumeric"
+        )
+    return name
+
+
+@dataclass
+class ProcessingJobSpec:
+    """Everything that defines one remote run of the repack step."""
+
+    job_name: str
+    role_arn: str
+    image_uri: str
+    model_s3_uri: str
+    output_s3_uri: str
+    hyperparameters_s3_uri: str | None = None
+    instance_type: str = contract.DEFAULT_INSTANCE_TYPE
+    instance_count: int = contract.DEFAULT_INSTANCE_COUNT
+    volume_size_gb: int = contract.DEFAULT_VOLUME_SIZE_GB
+    max_runtime_seconds: int = contract.DEFAULT_MAX_RUNTIME_SECONDS
+    volume_kms_key_id: str | None = None
+    output_kms_key_id: str | None = None
+    subnets: list[str] = field(default_factory=list)
+    security_group_ids: list[str] = field(default_factory=list)
+    enable_network_isolation: bool = False
+    enable_inter_container_traffic_encryption: bool = False
+    environment: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    s3_direct: bool = False
+
+    def validate(self) -> None:
+        validate_job_name(self.job_name)
+        if not ROLE_ARN_RE.match(self.role_arn):
+            raise InvalidInputError(f"invalid role ARN {self.role_arn!r}: expected arn:aws:iam::<account>:role/<name>")
+        for label, uri in (("model", self.model_s3_uri), ("output", self.output_s3_uri),
+                           ("hyperparameters", self.hyperparameters_s3_uri)):
+            if uri is not None and not uri.startswith("s3://"):
+                raise InvalidInputError(f"{label} must be an s3:// URI for a remote job, got {uri!r}")
+        if self.instance_count < 1:
+            raise InvalidInputError("instance_count must be at least 1")
+        if self.volume_size_gb < 1:
+            raise InvalidInputError("volume_size_gb must be at least 1")
+        if not 1 <= self.max_runtime_seconds <= 432000:
+            raise InvalidInputError("max_runtime_seconds must be between 1 and 432000")
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise InvalidInputError("VPC config needs both subnets and security group ids")
+        if self.s3_direct and self.enable_network_isolation:
+            raise InvalidInputError("s3_direct mode reads and writes S3 from the container: "
+                                    "it cannot run with network isolation")
+
+    # -------------------------------------------------------------------------------- container side
+    def container_arguments(self) -> list[str]:
+        """Arguments after ``dummy-training repack`` inside the job's container."""
+        if self.s3_direct:
+            args = [contract.MODEL.flag, self.model_s3_uri, contract.OUTPUT_URI.flag, self.output_s3_uri]
+            if self.hyperparameters_s3_uri:
+                args += [contract.HYPERPARAMETERS.flag, self.hyperparameters_s3_uri]
+            return args
+        args = [contract.MODEL.flag, contract.CONTAINER_MODEL_DIR,
+                contract.OUTPUT_DIR.flag, contract.CONTAINER_OUTPUT_DIR]
+        if self.hyperparameters_s3_uri:
+            args += [contract.HYPERPARAMETERS.flag, contract.CONTAINER_CONFIG_DIR]
+        return args
+
+
+def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "AppManaged": False,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+            "S3CompressionType": "None",
+        },
+    }
+
+
+def build_create_processing_job_request(spec: ProcessingJobSpec) -> dict[str, Any]:
+    """The exact boto3 ``create_processing_job`` keyword arguments for ``spec``."""
+    spec.validate()
+    cluster: dict[str, Any] = {
+        "InstanceCount": spec.instance_count,
+        "InstanceType": spec.instance_type,
+        "VolumeSizeInGB": spec.volume_size_gb,
+    }
+    if spec.volume_kms_key_id:
+        cluster["VolumeKmsKeyId"] = spec.volume_kms_key_id
+    request: dict[str, Any] = {
+        "ProcessingJobName": spec.job_name,
+        "RoleArn": spec.role_arn,
+        "AppSpecification": {
+            "ImageUri": spec.image_uri,
+            "ContainerEntrypoint": list(contract.CONTAINER_ENTRYPOINT),
+            "ContainerArguments": spec.container_arguments(),
+        },
+        "ProcessingResources": {"ClusterConfig": cluster},
+        "StoppingCondition": {"MaxRuntimeInSeconds": spec.max_runtime_seconds},
+    }
+    if not spec.s3_direct:
+        inputs = [_s3_input(contract.PROCESSING_INPUT_MODEL, spec.model_s3_uri, contract.CONTAINER_MODEL_DIR)]
+        if spec.hyperparameters_s3_uri:
+            inputs.append(_s3_input(contract.PROCESSING_INPUT_HYPERPARAMETERS, spec.hyperparameters_s3_uri,
+                                    contract.CONTAINER_CONFIG_DIR))
+        request["ProcessingInputs"] = inputs
+        output_config: dict[str, Any] = {
+            "Outputs": [{
+                "OutputName": contract.PROCESSING_OUTPUT_MODEL,
+                "AppManaged": False,
+                "S3Output": {
+                    "S3Uri": spec.output_s3_uri,
+                    "LocalPath": contract.CONTAINER_OUTPUT_DIR,
+                    "S3UploadMode": "EndOfJob",
+                },
+            }]
+        }
+        if spec.output_kms_key_id:
+            output_config["KmsKeyId"] = spec.output_kms_key_id
+        request["ProcessingOutputConfig"] = output_config
+    network: dict[str, Any] = {}
+    if spec.enable_network_isolation:
+        network["EnableNetworkIsolation"] = True
+    if spec.enable_inter_container_traffic_encryption:
+        network["EnableInterContainerTrafficEncryption"] = True
+    if spec.subnets:
+        network["VpcConfig"] = {"SecurityGroupIds": list(spec.security_group_ids), "Subnets": list(spec.subnets)}
+    if network:
+        request["NetworkConfig"] = network
+    if spec.environment:
+        request["Environment"] = dict(spec.environment)
+    if spec.tags:
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in spec.tags.items()]
+    return request
+
+
+def output_model_uri(spec: ProcessingJobSpec) -> str:
+    """Where the repacked model.tar.gz lands when the job completes."""
+    base = spec.output_s3_uri
+    if base.endswith(contract.MODEL_FILENAME):
+        return base
+    return base.rstrip("/") + "/" + contract.MODEL_FILENAME

@@ -1,0 +1,46 @@
+"""kfp-sagemaker-dummy-training: the "dummy training" pipeline step for Kubeflow Pipelines and SageMaker."""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "container/dummy_training/__init__.py").read_text(), re.M
+).group(1)
+
+ENGINE = ["rapidgzip>=0.14", "isal>=1.6", "zlib-ng>=0.5"]
+S3 = ["boto3>=1.34"]
+KFP = ["kfp>=2.17,<2.18", "kfp-kubernetes>=2.17,<2.18"]
+ACK = ["kubernetes>=28", "PyYAML>=6"]
+
+setup(
+    name="kfp-sagemaker-dummy-training",
+    version=VERSION,
+    description="Dummy training step: repack a pretrained model.tar.gz with hyperparameters.json, "
+    "natively in Kubernetes, on SageMaker Processing, or through ACK.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    package_dir={"": "container"},
+    packages=find_packages("container"),
+    include_package_data=True,
+    install_requires=ENGINE + S3,
+    extras_require={
+        "kfp": KFP,
+        "sagemaker": S3,
+        "ack": ACK,
+        "test": KFP
+        + ACK
+        + [
+            "pytest>=8",
+            "pytest-timeout>=2",
+            "hypothesis>=6",
+            "moto[server]>=5.1,<5.3",
+            "jsonschema>=4",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={"console_scripts": ["dummy-training=dummy_training.cli:main"]},
+)
