@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import pytest
@@ -112,12 +111,12 @@ def test_hyperparameters_search_order(opt_ml: Path) -> None:
     assert resolve_hyperparameters(None, None) is None
 
 
-def test_hyperparameters_inline_wins_over_file_with_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_hyperparameters_file_and_inline_together_are_refused(tmp_path: Path) -> None:
     f = _put(tmp_path / "hp.json", b'{"from": "file"}')
-    with caplog.at_level(logging.WARNING, logger="dummy_training"):
-        hp = resolve_hyperparameters(str(f), '{"from": "inline"}')
-    assert hp is not None and json.loads(hp.data) == {"from": "inline"}
-    assert "using the inline JSON" in caplog.text
+    with pytest.raises(InvalidInputError, match="not both"):
+        resolve_hyperparameters(str(f), '{"from": "inline"}')
+    hp = resolve_hyperparameters(None, '{"from": "inline"}')
+    assert hp is not None and json.loads(hp.data) == {"from": "inline"} and hp.location == "inline JSON"
 
 
 def test_hyperparameters_file_and_directory(tmp_path: Path) -> None:

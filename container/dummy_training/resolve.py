@@ -113,13 +113,14 @@ def resolve_hyperparameters(
 ) -> Hyperparameters | None:
     """The hyperparameters to inject if the archive has none, or None when there are none anywhere.
 
-    Inline JSON wins over a file (with a warning when both are given); with neither argument the contract's
-    search order is used. An explicitly given location that does not exist is an error.
+    Giving both a file and inline JSON is refused (two sources for one file hide a wiring mistake); with
+    neither argument the contract's search order is used. An explicitly given location that does not exist is an
+    error.
     """
+    if hyperparameters_json and hyperparameters:
+        raise InvalidInputError(f"give either {contract.HYPERPARAMETERS.flag} or "
+                                f"{contract.HYPERPARAMETERS_JSON.flag}, not both")
     if hyperparameters_json:
-        if hyperparameters:
-            log.warning("both %s and %s given: using the inline JSON", contract.HYPERPARAMETERS.flag,
-                        contract.HYPERPARAMETERS_JSON.flag)
         data = hyperparameters_json.encode("utf-8")
         parse_hyperparameters(data, "inline JSON")
         return Hyperparameters(data, "inline JSON", contract.LABEL_FLAG)
