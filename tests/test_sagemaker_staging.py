@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from dummy_training import contract, staging
-from dummy_training.aws import parse_s3_uri
 from dummy_training.errors import InputNotFoundError, InvalidInputError
 
 
@@ -127,13 +126,10 @@ def test_local_hyperparameters_file_is_checked_and_uploaded(s3, bucket: str, tmp
                              staging_prefix=f"s3://{bucket}/p")
 
 
-def test_inline_json_wins_over_a_hyperparameters_file_like_repack(s3, bucket: str, tmp_path: Path) -> None:
-    (tmp_path / "model.tar.gz").write_bytes(b"m")
-    staged = staging.stage_inputs(s3, model=str(tmp_path), hyperparameters=str(tmp_path / "missing.json"),
-                                  hyperparameters_json='{"from": "inline"}', staging_prefix=f"s3://{bucket}/p")
-    assert staged.hyperparameters_s3_uri is not None
-    key = parse_s3_uri(staged.hyperparameters_s3_uri)[1]
-    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read()) == {"from": "inline"}
+def test_both_hyperparameter_sources_is_refused(s3, bucket: str, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="not both"):
+        staging.stage_inputs(s3, model=str(tmp_path), hyperparameters=str(tmp_path), hyperparameters_json="{}",
+                             staging_prefix=f"s3://{bucket}/p")
 
 
 def test_large_model_uses_multipart_and_round_trips(s3, bucket: str, tmp_path: Path,

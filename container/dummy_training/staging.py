@@ -15,9 +15,9 @@ any job is created, so a typo never bills an instance:
 - hyperparameters: the same for ``hyperparameters.json`` under ``<staging_prefix>/input/config/``; the JSON
   must be an object (checked locally, and for small S3 objects by reading them), else ``InvalidInputError``.
 - hyperparameters_json: inline JSON, must parse as an object; uploaded as ``hyperparameters.json``.
-- ``hyperparameters`` AND ``hyperparameters_json`` both given: the inline JSON wins, with a warning, exactly
-  as ``dummy-training repack`` resolves them (``resolve.resolve_hyperparameters``), so every backend behaves
-  the same; the file is then neither checked nor uploaded.
+- ``hyperparameters`` AND ``hyperparameters_json`` both given: refused (``InvalidInputError``). Two sources
+  for one file is ambiguous and silently preferring one hides a mistake in the pipeline wiring
+  (``dummy-training repack`` refuses the same, so every backend behaves alike).
 - neither: ``hyperparameters_s3_uri`` is None; the archive may carry its own, the remote repack fails clearly
   if it has none.
 
@@ -71,9 +71,8 @@ def stage_inputs(s3_client: Any, *, model: str, hyperparameters: str | None, hyp
     if not model:
         raise InvalidInputError(f"{contract.MODEL.flag} is required")
     if hyperparameters and hyperparameters_json:
-        log.warning("both %s and %s given: using the inline JSON", contract.HYPERPARAMETERS.flag,
-                    contract.HYPERPARAMETERS_JSON.flag)
-        hyperparameters = None
+        raise InvalidInputError(f"give either {contract.HYPERPARAMETERS.flag} or "
+                                f"{contract.HYPERPARAMETERS_JSON.flag}, not both")
     parse_s3_uri(staging_prefix)
 
     # check everything before uploading anything
