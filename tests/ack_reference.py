@@ -1,0 +1,84 @@
+"""Access to the ACK SageMaker controller reference data (the real ProcessingJob CRD, samples, testdata).
+
+The files live outside the project (``<repo>/../shared/reference/ack-sagemaker-controller``, override with
+``DUMMY_TRAINING_ACK_REFERENCE``); tests that need them skip when they are absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ENV = "DUMMY_TRAINING_ACK_REFERENCE"
+DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ack-sagemaker-controller"
+CRD_FILE = "sagemaker.services.k8s.aws_processingjobs.yaml"
+
+
+def reference_dir() -> Path:
+    path = Path(os.environ.get(ENV) or DEFAULT)
+    if not (path / CRD_FILE).is_file():
+        pytest.skip(f"ACK reference data not found at {path} (set {ENV})")
+    return path
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((reference_dir() / name).read_text())
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A controller testdata file, e.g. ``readone__observed__completed.yaml``."""
+    return load(f"testdata/{name}")
+
+
+@cache
+def _crd_schema(path: str) -> dict[str, Any]:
+    crd = yaml.safe_load(Path(path).read_text())
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
+def crd_schema() -> dict[str, Any]:
+    return copy.deepcopy(_crd_schema(str(reference_dir() / CRD_FILE)))
+
+
+def strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with unknown fields forbidden wherever it lists properties.
+
+    The API server does not reject unknown fields of a structural CRD: it silently prunes them. A misspelt
+    field (``imageUri`` for ``imageURI``) would vanish from the job without an error, so our manifests are
+    checked with pruning turned into failure."""
+    out = copy.deepcopy(schema)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node and "additionalProperties" not in node:
+                node["additionalProperties"] = False
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(out)
+    return out
+
+
+def validator(schema: dict[str, Any]) -> Any:
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft7Validator)
+    return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+def errors(manifest: dict[str, Any], *, strict_fields: bool = True) -> list[str]:
+    schema = crd_schema()
+    if strict_fields:
+        schema = strict(schema)
+    return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                  for e in validator(schema).iter_errors(manifest))
