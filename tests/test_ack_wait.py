@@ -1,0 +1,223 @@
+"""The waiter, on the ACK SageMaker controller's own status fixtures (pkg/resource/processing_job/testdata).
+
+The controller's testdata has no Failed or Stopped resource; those are derived from its Completed fixture the
+way the controller writes them (custom_set_output.go: ACK.ResourceSynced True once the job is Completed,
+Stopped or Failed; failureReason from DescribeProcessingJob)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import ack_reference
+import pytest
+
+from dummy_training import ack_job
+from dummy_training.ack_job import State, WaitPolicy
+from dummy_training.errors import Interrupted, JobFailedError, JobStoppedError, RuntimeIOError
+
+ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
+
+
+def fx(name: str) -> dict[str, Any]:
+    return ack_reference.fixture(name)
+
+
+def ended(job_status: str, failure_reason: str | None = None) -> dict[str, Any]:
+    obj = copy.deepcopy(fx("readone__observed__completed.yaml"))
+    obj["status"]["processingJobStatus"] = job_status
+    obj["status"]["conditions"][0]["message"] = f"ProcessingJob is in {job_status} status."
+    if failure_reason:
+        obj["status"]["failureReason"] = failure_reason
+    return obj
+
+
+class ApiError(Exception):
+    def __init__(self, status: int | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = '{"message": "scripted"}'
+
+
+class Scripted(ack_job.ProcessingJobResource):
+    """A resource whose GETs return the scripted objects in turn (the last repeats); exceptions are raised."""
+
+    def __init__(self, objects: Iterable[Any]) -> None:
+        super().__init__(api=None, namespace="ns", name="unit-testing-processing-job")
+        self.objects = list(objects)
+        self.gets = 0
+        self.deleted = False
+
+    def get(self) -> dict[str, Any] | None:
+        self.gets += 1
+        item = self.objects.pop(0) if len(self.objects) > 1 else self.objects[0]
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def delete(self) -> bool:
+        self.deleted = True
+        self.objects = [None]
+        return True
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self) -> float:
+        return self.now
+
+
+def wait(objects: Iterable[Any], policy: WaitPolicy = WaitPolicy(interval=1, max_interval=4, backoff=2),
+         ) -> tuple[ack_job.Observation, Scripted, FakeTime]:
+    res, t = Scripted(objects), FakeTime()
+    return ack_job.wait(res, policy, sleep=t.sleep, clock=t.clock), res, t
+
+
+# ----------------------------------------------------------------------------------------------- observe()
+@pytest.mark.parametrize(("name", "state", "job_status"), [
+    ("readone__observed__completed.yaml", State.COMPLETED, "Completed"),
+    ("readone__observed__completed_variation.yaml", State.COMPLETED, "Completed"),
+    ("readone__observed__created.yaml", State.PENDING, "InProgress"),
+    ("readone__observed__conditions_clear_on_success.yaml", State.PENDING, "InProgress"),
+    ("create__observed__success_after_create.yaml", State.PENDING, None),
+    ("readone__desired__after_create_inprogress.yaml", State.PENDING, None),
+    ("readone__observed__stopping.yaml", State.PENDING, "Stopping"),
+    ("readone__desired__stopping.yaml", State.PENDING, None),
+    ("readone__observed__error_on_describe.yaml", State.PENDING, None),
+    ("delete__observed__error_on_delete.yaml", State.PENDING, None),
+    ("create__observed__invalid_create_attempted.yaml", State.REJECTED, None),
+    ("readone__desired__error_conditions_true.yaml", State.REJECTED, None),
+    ("update__observed__error_on_update.yaml", State.REJECTED, None),
+    ("create__desired__success_before_create.yaml", State.PENDING, None),
+])
+def test_observe_controller_fixtures(name: str, state: State, job_status: str | None) -> None:
+    seen = ack_job.observe(fx(name))
+    assert (seen.state, seen.job_status) == (state, job_status)
+
+
+def test_completed_without_synced_condition_is_not_yet_success() -> None:
+    obj = fx("readone__observed__completed.yaml")
+    obj["status"]["conditions"][0]["status"] = "False"
+    assert ack_job.observe(obj).state is State.PENDING
+
+
+def test_recoverable_condition_is_reported_but_waited_through() -> None:
+    seen = ack_job.observe(fx("readone__observed__error_on_describe.yaml"))
+    assert seen.state is State.PENDING and "ServiceUnavailable: Server is down" in seen.message
+
+
+# --------------------------------------------------------------------------------------------------- wait()
+def test_completed_at_once() -> None:
+    seen, res, t = wait([fx("readone__observed__completed.yaml")])
+    assert seen.state is State.COMPLETED and seen.arn == ARN
+    assert res.gets == 1 and t.sleeps == []
+
+
+def test_in_progress_then_completed_with_backoff() -> None:
+    seen, res, t = wait([fx("create__observed__success_after_create.yaml"),
+                         fx("readone__observed__created.yaml"),
+                         fx("readone__observed__error_on_describe.yaml"),
+                         fx("readone__observed__conditions_clear_on_success.yaml"),
+                         fx("readone__observed__created.yaml"),
+                         fx("readone__observed__completed_variation.yaml")])
+    assert seen.state is State.COMPLETED
+    assert res.gets == 6
+    assert t.sleeps == [1, 2, 4, 4, 4]  # interval doubles, capped at max_interval
+
+
+def test_failed_reports_failure_reason() -> None:
+    with pytest.raises(JobFailedError, match="AlgorithmError: no model.tar.gz found"):
+        wait([fx("readone__observed__created.yaml"), ended("Failed", "AlgorithmError: no model.tar.gz found")])
+
+
+def test_stopping_then_stopped() -> None:
+    with pytest.raises(JobStoppedError, match="was stopped"):
+        wait([fx("readone__observed__created.yaml"), fx("readone__observed__stopping.yaml"), ended("Stopped")])
+
+
+def test_terminal_condition_reports_sagemaker_message() -> None:
+    with pytest.raises(JobFailedError, match="rejected.*InvalidParameterValue: The processing job name must not "
+                                             "include a special character"):
+        wait([fx("create__observed__invalid_create_attempted.yaml")])
+
+
+def test_deleted_while_waiting() -> None:
+    with pytest.raises(JobStoppedError, match="deleted while waiting"):
+        wait([fx("readone__observed__created.yaml"), None])
+
+
+def test_transient_api_errors_are_retried_then_fatal() -> None:
+    seen, res, _t = wait([ApiError(503), ApiError(None), ApiError(429), fx("readone__observed__completed.yaml")])
+    assert seen.state is State.COMPLETED and res.gets == 4
+    with pytest.raises(RuntimeIOError, match="503"):
+        wait([ApiError(503)], WaitPolicy(interval=1, max_transient_errors=3))
+    with pytest.raises(RuntimeIOError, match="denied access.*rbac.yaml"):
+        wait([fx("readone__observed__created.yaml"), ApiError(403)])
+
+
+def test_timeout_is_raised_for_the_runner_to_clean_up() -> None:
+    res, t = Scripted([fx("readone__observed__created.yaml")]), FakeTime()
+    with pytest.raises(ack_job._Timeout):
+        ack_job.wait(res, WaitPolicy(interval=10, max_interval=10, timeout=35), sleep=t.sleep, clock=t.clock)
+    assert t.now == 35 and t.sleeps == [10, 10, 10, 5]  # the last sleep ends at the deadline
+
+
+# --------------------------------------------------------------------------------- run(): cleanup on exits
+def _spec() -> Any:
+    from test_ack_manifest import default_spec
+
+    return default_spec(job_name="unit-testing-processing-job")
+
+
+class Runner(Scripted):
+    def __init__(self, objects: Iterable[Any]) -> None:
+        super().__init__(objects)
+        self.created: list[dict[str, Any]] = []
+
+    def create(self, manifest: Any) -> dict[str, Any]:
+        self.created.append(manifest)
+        return manifest
+
+
+def test_run_success_returns_outputs() -> None:
+    res, t = Runner([None, fx("readone__observed__created.yaml"), fx("readone__observed__completed.yaml")]), FakeTime()
+    result = ack_job.run(_spec(), res, policy=WaitPolicy(interval=1), sleep=t.sleep, clock=t.clock)
+    assert len(res.created) == 1 and not result.reattached
+    assert result.job_arn == ARN
+    assert result.model_s3_uri == "s3://out-bucket/models/job/model.tar.gz"
+    assert not res.deleted
+
+
+def test_run_interrupted_deletes_and_reraises() -> None:
+    res, t = Runner([None, fx("readone__observed__created.yaml")]), FakeTime()
+
+    def sleep(seconds: float) -> None:  # SIGTERM arrives while sleeping between polls
+        t.sleep(seconds)
+        if len(t.sleeps) == 2:
+            raise Interrupted("interrupted by SIGTERM")
+
+    with pytest.raises(Interrupted):
+        ack_job.run(_spec(), res, policy=WaitPolicy(interval=1), sleep=sleep, clock=t.clock)
+    assert res.deleted
+
+
+def test_run_timeout_deletes() -> None:
+    res, t = Runner([None, fx("readone__observed__created.yaml")]), FakeTime()
+    with pytest.raises(JobStoppedError, match="did not finish within 30 s"):
+        ack_job.run(_spec(), res, policy=WaitPolicy(interval=5, timeout=30), sleep=t.sleep, clock=t.clock)
+    assert res.deleted
+
+
+def test_run_failure_does_not_delete_the_record() -> None:
+    res, t = Runner([None, ended("Failed", "ClientError: bad input")]), FakeTime()
+    with pytest.raises(JobFailedError, match="ClientError: bad input"):
+        ack_job.run(_spec(), res, policy=WaitPolicy(interval=1), sleep=t.sleep, clock=t.clock)
+    assert not res.deleted  # left for `kubectl describe`; nothing is running
