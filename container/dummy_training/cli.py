@@ -23,6 +23,9 @@ log = logging.getLogger("dummy_training")
 #: sub-command -> module with add_parser(subparsers); imported lazily only when the command is parsed.
 COMMANDS: dict[str, str] = {
     "repack": "dummy_training.repack_cli",
+    "compile": "dummy_training.compile",
+    "demo": "dummy_training.demo",
+    "sagemaker": "dummy_training.sagemaker_cli",
 }
 
 
