@@ -1,0 +1,204 @@
+"""The repack engine: validate a model archive and decide, then preserve it or inject hyperparameters.json.
+
+``repack_archive(source, sink, hyperparameters)`` is the one entry point. It reads the archive once as a
+stream (never extracting anything), validates every tar member, and then:
+
+* **preserve** — the archive has a root ``hyperparameters.json``: the output is the input, byte for byte
+  (``sink.copy_range``; a plain tar is gzip'd instead, since the output is always gzip);
+* **inject** — it has none: a new root ``hyperparameters.json`` is appended by splicing the gzip stream
+  (the compressed bytes before the last deflate block boundary ahead of the tar end marker are kept verbatim,
+  only the tail is re-deflated), or by re-encoding for inputs the splice cannot take (plain tar, old GNU
+  sparse members).
+
+The engine never commits or aborts the sink: the caller commits on success and aborts on any exception.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dummy_training.byte_ends import ByteSource, Sink
+from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED
+from dummy_training.errors import DummyTrainingError, InputNotFoundError, InvalidInputError, RuntimeIOError
+from dummy_training.gzip_scan import GZIP_MAGIC, GzipScan, inflate_from, scan_gzip, scan_gzip_parallel
+from dummy_training.reencode import CHUNK, reencode
+from dummy_training.splice import build_tail, end_of_archive, tar_member
+from dummy_training.tar_scan import BLOCK, MemberInfo, TarScanner, checksum_ok
+
+__all__ = ["EngineResult", "MemberInfo", "repack_archive"]
+
+PROGRESS_INTERVAL = 0.5
+PARALLEL_THREADS = 2
+
+
+@dataclass
+class EngineResult:
+    decision: str  # contract.DECISION_INJECTED or contract.DECISION_PRESERVED
+    method: str  # "copy" (preserve), "splice", or "reencode"
+    member_count: int
+    members: list[MemberInfo] = field(default_factory=list)  # at most the first 500
+    uncompressed_size: int = 0  # of the input tar stream
+    input_size: int = 0
+    output_size: int = 0
+    kept_prefix: int = 0  # bytes of the input copied verbatim to the output
+    gzip_members: int = 0  # 0 for plain tar
+
+
+class _Progress:
+    def __init__(self, callback: Callable[[int, int], None] | None, total: int) -> None:
+        self._callback = callback
+        self._total = total
+        self._last = 0.0
+
+    def __call__(self, done: int, force: bool = False) -> None:
+        if self._callback is None:
+            return
+        now = time.monotonic()
+        if force or now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self._callback(min(done, self._total), self._total)
+
+
+class _PrefixCopier:
+    """Copies the certainly-kept compressed prefix to the sink while the scan runs."""
+
+    def __init__(self, source: ByteSource, sink: Sink) -> None:
+        self.source = source
+        self.sink = sink
+        self.copied = 0
+
+    def advance(self, upto: int) -> None:
+        if upto > self.copied:
+            self.sink.copy_range(self.source, self.copied, upto)
+            self.copied = upto
+
+    def exactly(self, upto: int) -> None:
+        """Make the output hold exactly input[0:upto]."""
+        if upto < self.copied:  # cannot happen with a consistent scan; stay correct anyway
+            self.sink.reset()
+            self.copied = 0
+        self.advance(upto)
+
+
+def _looks_like_tar(head: bytes) -> bool:
+    return len(head) >= BLOCK and (not any(head[:BLOCK]) or checksum_ok(head[:BLOCK]))
+
+
+def _missing() -> InputNotFoundError:
+    return InputNotFoundError("the archive has no root hyperparameters.json and no hyperparameters were given")
+
+
+def repack_archive(
+    source: ByteSource,
+    sink: Sink,
+    hyperparameters: bytes | None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    mtime: float | None = None,
+) -> EngineResult:
+    """Validate ``source`` and write the repacked archive to ``sink`` (not committed); see the module doc."""
+    try:
+        return _repack(source, sink, hyperparameters, _Progress(progress, source.size), mtime)
+    except DummyTrainingError:
+        raise
+    except MemoryError:
+        raise
+    except OSError as exc:
+        raise RuntimeIOError(f"I/O error while repacking {source.location}: {exc}") from None
+
+
+def _repack(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
+            mtime: float | None) -> EngineResult:
+    size = source.size
+    head = source.pread(0, BLOCK) if size else b""
+    if head[:2] == GZIP_MAGIC:
+        return _repack_gzip(source, sink, hyperparameters, progress, mtime)
+    if _looks_like_tar(head):
+        return _repack_plain_tar(source, sink, hyperparameters, progress, mtime)
+    raise InvalidInputError(f"{source.location}: not a gzip or tar archive")
+
+
+def _appended(hyperparameters: bytes, end: int, mtime: float | None) -> bytes:
+    member = tar_member(hyperparameters, mtime=mtime)
+    return member + end_of_archive(end + len(member))
+
+
+def _result(tar: TarScanner, decision: str, method: str, *, uncompressed: int, input_size: int, output_size: int,
+            kept: int, gzip_members: int) -> EngineResult:
+    return EngineResult(decision, method, tar.member_count, list(tar.members), uncompressed, input_size,
+                        output_size, kept, gzip_members)
+
+
+def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
+                      mtime: float | None) -> EngineResult:
+    tar = TarScanner()
+    done = 0
+    for data in source.chunks(0, None, CHUNK):
+        tar.feed(data)
+        done += len(data)
+        progress(done)
+    tar.finish()
+    assert tar.end is not None
+    written_before = sink.stats().get("bytes_written", 0)
+    if tar.has_root_hyperparameters:
+        decision = DECISION_PRESERVED
+        reencode(source, sink, compressed=False, end=None, appended=b"")
+    else:
+        if hyperparameters is None:
+            raise _missing()
+        decision = DECISION_INJECTED
+        reencode(source, sink, compressed=False, end=tar.end, appended=_appended(hyperparameters, tar.end, mtime))
+    progress(source.size, force=True)
+    output = sink.stats().get("bytes_written", 0) - written_before
+    return _result(tar, decision, "reencode", uncompressed=source.size, input_size=source.size, output_size=output,
+                   kept=0, gzip_members=0)
+
+
+def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> GzipScan:
+    scan = None
+    if source.local_path is not None:
+        scan = scan_gzip_parallel(source, on_kept=copier.advance, on_progress=progress,
+                                  parallelization=PARALLEL_THREADS)
+    if scan is None:
+        scan = scan_gzip(source, on_kept=copier.advance, on_progress=progress)
+    return scan
+
+
+def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
+                 mtime: float | None) -> EngineResult:
+    size = source.size
+    copier = _PrefixCopier(source, sink)
+    scan = _scan(source, copier, progress)
+    tar = scan.tar
+    end = tar.end
+    assert end is not None
+    if tar.has_root_hyperparameters:
+        copier.exactly(size)
+        progress(size, force=True)
+        return _result(tar, DECISION_PRESERVED, "copy", uncompressed=scan.uncompressed_size, input_size=size,
+                       output_size=size, kept=size, gzip_members=scan.gzip_members)
+    if hyperparameters is None:
+        raise _missing()
+    appended = _appended(hyperparameters, end, mtime)
+    point = scan.point
+    if tar.old_gnu_sparse or point is None:
+        copier.exactly(0)
+        sink.reset()
+        before = sink.stats().get("bytes_written", 0)
+        reencode(source, sink, compressed=True, end=end, appended=appended)
+        output = sink.stats().get("bytes_written", 0) - before
+        progress(size, force=True)
+        return _result(tar, DECISION_INJECTED, "reencode", uncompressed=scan.uncompressed_size, input_size=size,
+                       output_size=output, kept=0, gzip_members=scan.gzip_members)
+    kept = point.bit // 8
+    copier.exactly(kept)
+    last_byte = source.pread(kept, 1)[0] if point.bit % 8 else 0
+    output = kept
+    for piece in build_tail(point, last_byte, inflate_from(source, point, end), appended):
+        sink.write(piece)
+        output += len(piece)
+    progress(size, force=True)
+    return _result(tar, DECISION_INJECTED, "splice", uncompressed=scan.uncompressed_size, input_size=size,
+                   output_size=output, kept=kept, gzip_members=scan.gzip_members)
