@@ -145,12 +145,13 @@ class Clients:
 
 
 def make_clients(config: LaunchConfig) -> Clients:
-    sess = aws.session(config.region, config.assume_role_arn)
-    sm = aws.client("sagemaker", region=config.region, endpoint_url=config.endpoint_url, boto_session=sess)
+    region = config.region or aws.default_region()  # boto3 alone reads AWS_DEFAULT_REGION, not AWS_REGION
+    sess = aws.session(region, config.assume_role_arn)
+    sm = aws.client("sagemaker", region=region, endpoint_url=config.endpoint_url, boto_session=sess)
     return Clients(
         sagemaker=sm,
-        s3=aws.client("s3", region=config.region, endpoint_url=config.endpoint_url, boto_session=sess),
-        logs=aws.client("logs", region=config.region, endpoint_url=config.endpoint_url, boto_session=sess),
+        s3=aws.client("s3", region=region, endpoint_url=config.endpoint_url, boto_session=sess),
+        logs=aws.client("logs", region=region, endpoint_url=config.endpoint_url, boto_session=sess),
         region=sm.meta.region_name,
     )
 
