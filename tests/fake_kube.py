@@ -2,9 +2,9 @@
 
 It implements what the ACK launcher uses: POST (create, 409 when the name exists), GET and DELETE of
 ``/apis/sagemaker.services.k8s.aws/v1alpha1/namespaces/<ns>/processingjobs[/<name>]``. Every request is
-recorded. ``statuses`` plays the controller: each GET of an existing resource sets its ``status`` to the next
-entry (the last one repeats), so tests script InProgress -> Completed and the like. ``kubeconfig()`` writes a
-kubeconfig pointing at the server.
+recorded. ``statuses`` plays the controller: each GET of a resource the server created (or one stored with
+``put(..., scripted=True)``) sets its ``status`` to the next entry (the last one repeats), so tests script
+InProgress -> Completed and the like. ``kubeconfig()`` writes a kubeconfig pointing at the server.
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class FakeKube:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str, Any]] = []
         self.statuses: list[dict[str, Any]] = []
+        self.scripted: set[tuple[str, str]] = set()  # resources whose status ``statuses`` drives
         self.fail_next: list[int] = []  # HTTP codes to answer the next requests with (transient errors)
+        self.before_post: Any = None  # called (under the lock) before a POST is handled: simulate a racing twin
         self.lock = threading.Lock()
         self.created = threading.Event()
         self.deleted = threading.Event()
@@ -65,6 +67,8 @@ class FakeKube:
                         return self._send(404, _status(404, "NotFound", f"no route {self.path}"))
                     ns, name = match["ns"], match["name"]
                     if method == "POST" and name is None:
+                        if fake.before_post:
+                            fake.before_post(fake, ns, body)
                         key = (ns, body["metadata"]["name"])
                         if key in fake.objects:
                             return self._send(409, _status(409, "AlreadyExists", f"{key[1]} already exists"))
@@ -72,6 +76,7 @@ class FakeKube:
                         obj["metadata"].update(namespace=ns, uid=str(uuid.uuid4()), resourceVersion="1",
                                                creationTimestamp="2026-01-01T00:00:00Z")
                         fake.objects[key] = obj
+                        fake.scripted.add(key)
                         fake.created.set()
                         return self._send(201, obj)
                     key = (ns, name or "")
@@ -79,7 +84,7 @@ class FakeKube:
                     if obj is None:
                         return self._send(404, _status(404, "NotFound", f'processingjobs "{name}" not found'))
                     if method == "GET":
-                        if fake.statuses:
+                        if fake.statuses and key in fake.scripted:
                             obj["status"] = fake.statuses.pop(0) if len(fake.statuses) > 1 else fake.statuses[0]
                         return self._send(200, obj)
                     if method == "DELETE":
@@ -99,7 +104,7 @@ class FakeKube:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> FakeKube:
         self.thread.start()
@@ -108,6 +113,14 @@ class FakeKube:
     def __exit__(self, *_exc: Any) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def put(self, namespace: str, obj: dict[str, Any], *, scripted: bool = False) -> None:
+        """Store a resource as if created earlier (by a previous attempt, or by hand); ``scripted``: its status
+        follows ``statuses`` like a created one's."""
+        key = (namespace, obj["metadata"]["name"])
+        self.objects[key] = obj
+        if scripted:
+            self.scripted.add(key)
 
     def methods(self) -> list[str]:
         with self.lock:

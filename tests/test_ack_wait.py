@@ -15,7 +15,7 @@ import pytest
 
 from dummy_training import ack_job
 from dummy_training.ack_job import State, WaitPolicy
-from dummy_training.errors import Interrupted, JobFailedError, JobStoppedError, RuntimeIOError
+from dummy_training.errors import JobFailedError, JobStoppedError, RuntimeIOError
 
 ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
 
@@ -75,10 +75,18 @@ class FakeTime:
         return self.now
 
 
-def wait(objects: Iterable[Any], policy: WaitPolicy = WaitPolicy(interval=1, max_interval=4, backoff=2),
-         ) -> tuple[ack_job.Observation, Scripted, FakeTime]:
+FAST = WaitPolicy(interval=1, max_interval=4, backoff=2)
+
+
+def wait(objects: Iterable[Any], policy: WaitPolicy = FAST) -> tuple[ack_job.Observation, Scripted, FakeTime]:
     res, t = Scripted(objects), FakeTime()
-    return ack_job.wait(res, policy, sleep=t.sleep, clock=t.clock), res, t
+    seen, obj = ack_job.wait(res, policy, sleep=t.sleep, clock=t.clock)
+    assert observed_is_returned(seen, obj)
+    return seen, res, t
+
+
+def observed_is_returned(seen: ack_job.Observation, obj: dict[str, Any]) -> bool:
+    return ack_job.observe(obj) == seen
 
 
 # ----------------------------------------------------------------------------------------------- observe()
@@ -170,54 +178,23 @@ def test_timeout_is_raised_for_the_runner_to_clean_up() -> None:
     assert t.now == 35 and t.sleeps == [10, 10, 10, 5]  # the last sleep ends at the deadline
 
 
-# --------------------------------------------------------------------------------- run(): cleanup on exits
-def _spec() -> Any:
-    from test_ack_manifest import default_spec
+# ------------------------------------------------------------------------------------- delete_and_wait()
+def test_delete_and_wait_until_gone_and_never_raises() -> None:
+    res, t = Scripted([fx("readone__observed__stopping.yaml")]), FakeTime()
+    ack_job.delete_and_wait(res, WaitPolicy(interval=1, delete_wait=10), sleep=t.sleep, clock=t.clock)
+    assert res.deleted and res.gets == 1  # Scripted.delete makes the next GET answer "gone"
 
-    return default_spec(job_name="unit-testing-processing-job")
+    class Stuck(Scripted):  # the finalizer never finishes: give up after delete_wait, quietly
+        def delete(self) -> bool:
+            self.deleted = True
+            return True
 
+    stuck, t = Stuck([fx("readone__observed__stopping.yaml")]), FakeTime()
+    ack_job.delete_and_wait(stuck, WaitPolicy(interval=1, delete_wait=10), sleep=t.sleep, clock=t.clock)
+    assert stuck.deleted and t.now >= 10
 
-class Runner(Scripted):
-    def __init__(self, objects: Iterable[Any]) -> None:
-        super().__init__(objects)
-        self.created: list[dict[str, Any]] = []
+    class Broken(Scripted):
+        def delete(self) -> bool:
+            raise ApiError(403)
 
-    def create(self, manifest: Any) -> dict[str, Any]:
-        self.created.append(manifest)
-        return manifest
-
-
-def test_run_success_returns_outputs() -> None:
-    res, t = Runner([None, fx("readone__observed__created.yaml"), fx("readone__observed__completed.yaml")]), FakeTime()
-    result = ack_job.run(_spec(), res, policy=WaitPolicy(interval=1), sleep=t.sleep, clock=t.clock)
-    assert len(res.created) == 1 and not result.reattached
-    assert result.job_arn == ARN
-    assert result.model_s3_uri == "s3://out-bucket/models/job/model.tar.gz"
-    assert not res.deleted
-
-
-def test_run_interrupted_deletes_and_reraises() -> None:
-    res, t = Runner([None, fx("readone__observed__created.yaml")]), FakeTime()
-
-    def sleep(seconds: float) -> None:  # SIGTERM arrives while sleeping between polls
-        t.sleep(seconds)
-        if len(t.sleeps) == 2:
-            raise Interrupted("interrupted by SIGTERM")
-
-    with pytest.raises(Interrupted):
-        ack_job.run(_spec(), res, policy=WaitPolicy(interval=1), sleep=sleep, clock=t.clock)
-    assert res.deleted
-
-
-def test_run_timeout_deletes() -> None:
-    res, t = Runner([None, fx("readone__observed__created.yaml")]), FakeTime()
-    with pytest.raises(JobStoppedError, match="did not finish within 30 s"):
-        ack_job.run(_spec(), res, policy=WaitPolicy(interval=5, timeout=30), sleep=t.sleep, clock=t.clock)
-    assert res.deleted
-
-
-def test_run_failure_does_not_delete_the_record() -> None:
-    res, t = Runner([None, ended("Failed", "ClientError: bad input")]), FakeTime()
-    with pytest.raises(JobFailedError, match="ClientError: bad input"):
-        ack_job.run(_spec(), res, policy=WaitPolicy(interval=1), sleep=t.sleep, clock=t.clock)
-    assert not res.deleted  # left for `kubectl describe`; nothing is running
+    ack_job.delete_and_wait(Broken([None]), WaitPolicy())  # logged, not raised

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from dummy_training.errors import (
     JobStoppedError,
     RuntimeIOError,
 )
-from dummy_training.processing_job import ProcessingJobSpec, build_create_processing_job_request, output_model_uri
+from dummy_training.processing_job import ProcessingJobSpec, build_create_processing_job_request
 
 log = logging.getLogger(__name__)
 
@@ -315,69 +315,25 @@ class ProcessingJobResource:
 @dataclass(frozen=True)
 class WaitPolicy:
     """Polling schedule: ``interval`` growing by ``backoff`` up to ``max_interval``; ``timeout`` overall (None:
-    no limit); ``max_transient_errors`` consecutive API errors tolerated while polling."""
+    no limit); ``max_transient_errors`` consecutive API errors tolerated while polling; ``delete_wait`` seconds
+    to wait for a deleted resource to disappear (the controller stops the job, then drops its finalizer)."""
 
     interval: float = 5.0
-    max_interval: float = 60.0
+    max_interval: float = 30.0
     backoff: float = 1.5
     timeout: float | None = None
     max_transient_errors: int = 10
-    delete_wait: float = 20.0
-
-
-@dataclass(frozen=True)
-class AckResult:
-    job_name: str
-    resource_name: str
-    namespace: str
-    job_arn: str
-    model_s3_uri: str
-    reattached: bool
+    delete_wait: float = 300.0
 
 
 class _Timeout(Exception):
     pass
 
 
-def default_timeout(spec: ProcessingJobSpec) -> float:
-    """The job's own limit plus an hour for queueing, provisioning, downloads and uploads."""
-    return float(spec.max_runtime_seconds + 3600)
-
-
-def apply(resource: ProcessingJobResource, manifest: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
-    """Create the resource, or re-attach to an existing one of the same name: (object, re-attached)."""
-    try:
-        existing = resource.get()
-        if existing is None:
-            try:
-                log.info("creating %s (SageMaker job %s)", resource.describe(), manifest["spec"]["processingJobName"])
-                return resource.create(manifest), False
-            except Exception as exc:
-                if getattr(exc, "status", None) != 409:
-                    raise
-                existing = resource.get()
-                if existing is None:
-                    raise
-    except DummyTrainingError:
-        raise
-    except Exception as exc:
-        raise translate_api_error(exc, f"create {resource.describe()}") from exc
-    if (existing.get("metadata") or {}).get("deletionTimestamp"):
-        raise JobStoppedError(f"{resource.describe()} exists and is being deleted (a cancelled earlier run); "
-                              "its SageMaker job name cannot be reused: pass another job name")
-    differing = sorted(k for k, v in manifest["spec"].items() if (existing.get("spec") or {}).get(k) != v)
-    if differing:
-        log.warning("re-attaching to existing %s whose spec differs from this run's in: %s",
-                    resource.describe(), ", ".join(differing))
-    else:
-        log.info("re-attaching to existing %s (same spec)", resource.describe())
-    return existing, True
-
-
 def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-         on_change: Callable[[Observation], None] | None = None) -> Observation:
-    """Poll until the job is COMPLETED (returned) or ends otherwise (raised as a DummyTrainingError)."""
+         ) -> tuple[Observation, dict[str, Any]]:
+    """Poll until the job is COMPLETED (returned with the resource) or ends otherwise (a DummyTrainingError)."""
     deadline = None if policy.timeout is None else clock() + policy.timeout
     interval = policy.interval
     errors = 0
@@ -401,11 +357,9 @@ def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
             if key != last:
                 log.info("%s: %s", resource.name, seen.message if seen.job_status != seen.message
                          else f"processingJobStatus={seen.job_status}")
-                if on_change:
-                    on_change(seen)
                 last = key
             if seen.state is State.COMPLETED:
-                return seen
+                return seen, obj
             if seen.state is State.FAILED:
                 raise JobFailedError(f"processing job {resource.name} failed: {seen.message}")
             if seen.state is State.REJECTED:
@@ -433,34 +387,174 @@ def delete_and_wait(resource: ProcessingJobResource, policy: WaitPolicy, *,
             if resource.get() is None:
                 log.info("%s is gone", resource.describe())
                 return
-            sleep(min(1.0, policy.interval))
-        log.warning("%s still exists (the controller finalizer has not finished); not waiting longer",
+            sleep(min(2.0, policy.interval))
+        log.warning("%s still exists (the controller's finalizer has not finished); not waiting longer",
                     resource.describe())
+    except Interrupted:
+        log.warning("interrupted again while deleting %s: not waiting any longer", resource.describe())
     except Exception as exc:  # noqa: BLE001 - cleanup must not mask the reason we are cleaning up
         log.error("could not delete %s: %s; delete it by hand: kubectl delete %s %s -n %s",
                   resource.describe(), exc, contract.ACK_PLURAL, resource.name, resource.namespace)
 
 
-def run(spec: ProcessingJobSpec, resource: ProcessingJobResource, manifest: Mapping[str, Any] | None = None,
-        policy: WaitPolicy | None = None, *, sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic) -> AckResult:
-    """Apply the manifest for ``spec`` (or re-attach), wait for the outcome, clean up on interruption/timeout."""
-    manifest = manifest or build_manifest(spec, namespace=resource.namespace)
-    if policy is None:
-        policy = WaitPolicy(timeout=default_timeout(spec))
+def output_model_uri_from_resource(obj: Mapping[str, Any]) -> str:
+    """Where a ProcessingJob resource (possibly created by an earlier attempt) puts the model: read from it."""
+    spec = obj.get("spec") or {}
+    for out in (spec.get("processingOutputConfig") or {}).get("outputs") or []:
+        if out.get("outputName") == contract.PROCESSING_OUTPUT_MODEL and out.get("s3Output"):
+            return _model_key_uri(out["s3Output"]["s3URI"])
+    args = (spec.get("appSpecification") or {}).get("containerArguments") or []
+    flag = contract.OUTPUT_URI.flag
+    if flag in args and args.index(flag) + 1 < len(args):
+        return _model_key_uri(args[args.index(flag) + 1])
+    raise RuntimeIOError(f"ProcessingJob {(obj.get('metadata') or {}).get('name')} has no model output in its spec")
+
+
+def _model_key_uri(base: str) -> str:
+    if base.endswith(contract.MODEL_FILENAME):
+        return base
+    return base.rstrip("/") + "/" + contract.MODEL_FILENAME
+
+
+@dataclass
+class AckOptions:
+    """Where and how the resource is created (the Kubernetes side of a launch)."""
+
+    namespace: str | None = None
+    kubeconfig: str | None = None
+    context: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Resolution:
+    name: str  # the SageMaker job name
+    resource: ProcessingJobResource
+    existing: dict[str, Any] | None  # a resource to re-attach to; None -> create it
+
+
+def resolve(api: Any, namespace: str, config: Any) -> _Resolution:
+    """Which resource this launch is, with the SageMaker launcher's rules (``sagemaker_job.resolve_job``):
+    no resource -> create; Completed or still running -> re-attach; Failed / Stopped / rejected / being deleted
+    -> for a derived name try the next attempt name (``-a2`` ...), for an explicit ``job_name`` stop and ask
+    for a new name."""
+    from dummy_training import sagemaker_job
+    from dummy_training.processing_job import validate_job_name
+
+    if config.job_name:
+        names = [validate_job_name(config.job_name)]
+    else:
+        base = (sagemaker_job.default_job_name(*config.job_name_parts) if config.job_name_parts
+                else sagemaker_job.unique_job_name())
+        names = [base] + [f"{base}-a{n}" for n in range(2, sagemaker_job.MAX_ATTEMPTS + 1)]
+    for name in names:
+        resource = ProcessingJobResource(api, namespace, resource_name(name))
+        try:
+            obj = resource.get()
+        except Exception as exc:
+            raise translate_api_error(exc, f"read {resource.describe()}") from exc
+        if obj is None:
+            return _Resolution(name, resource, None)
+        seen = observe(obj)
+        deleting = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+        if seen.state in (State.PENDING, State.COMPLETED) and not deleting:
+            return _Resolution(name, resource, obj)
+        ended = "is being deleted" if deleting else f"ended {seen.state.value} ({seen.message})"
+        if config.job_name:
+            raise JobFailedError(f"{resource.describe()} already exists and {ended}; SageMaker job names are "
+                                 "unique: pass a new job_name (or leave it empty to derive one)")
+        log.info("%s exists and %s: trying the next attempt name", resource.describe(), ended)
+    raise JobFailedError(f"ProcessingJobs {names[0]} .. {names[-1]} all ended Failed, Stopped or rejected; "
+                         "pass a new job_name to run again")
+
+
+def staging_prefix(config: Any, name: str) -> str:
+    """``<s3_prefix>/<job-name>/``, attempt-independent so a retry finds what the first attempt uploaded."""
+    from dummy_training import aws, sagemaker_job
+
+    base = name if config.job_name or not config.job_name_parts else sagemaker_job.default_job_name(
+        *config.job_name_parts)
+    return aws.join_s3(config.staging_base(), base)
+
+
+def make_manifest(config: Any, name: str, s3: Any, options: AckOptions, namespace: str | None) -> dict[str, Any]:
+    """Stage the inputs (``staging.stage_inputs``) and build the manifest of job ``name``."""
+    from dummy_training import sagemaker_job, staging
+
+    staged = staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
+                                  hyperparameters_json=config.hyperparameters_json,
+                                  staging_prefix=staging_prefix(config, name), s3_direct=config.s3_direct)
+    spec = sagemaker_job.build_spec(config, name, staged)
+    return build_manifest(spec, namespace=namespace, labels=options.labels, annotations=options.annotations)
+
+
+def launch(config: Any, options: AckOptions | None = None, *, api: Any = None, s3: Any = None,
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> Any:
+    """Run (or re-attach to) the ProcessingJob for ``config`` (a ``sagemaker_job.LaunchConfig``: the same
+    inputs as the SageMaker backend) and deliver its output as a ``sagemaker_job.LaunchResult``.
+
+    ``api`` is a ``CustomObjectsApi`` (default: from in-cluster config or the kubeconfig), ``s3`` a boto3 S3
+    client (default: from the config's region/endpoint/assume-role)."""
+    from dummy_training import aws, sagemaker_job
+
+    options = options or AckOptions()
+    if not config.model:
+        raise InvalidInputError(f"{contract.MODEL.flag} is required")
+    config.staging_base()
+    sagemaker_job.build_spec(config, "validation-only").validate()  # fail before touching any cluster or bucket
+    namespace = options.namespace or default_namespace(options.kubeconfig, options.context)
+    if api is None:
+        from kubernetes import client
+
+        api = client.CustomObjectsApi(load_api_client(options.kubeconfig, options.context))
+    if s3 is None:
+        sess = aws.session(config.region, config.assume_role_arn)
+        s3 = aws.client("s3", region=config.region, endpoint_url=config.endpoint_url, boto_session=sess)
+    timeout = config.timeout_seconds or (config.max_runtime_seconds + sagemaker_job.TIMEOUT_MARGIN)
+    policy = WaitPolicy(interval=config.poll_interval, max_interval=max(config.poll_interval,
+                                                                        config.max_poll_interval),
+                        timeout=timeout, delete_wait=config.stop_wait_seconds)
+    owned: list[ProcessingJobResource] = []  # what an interrupt or the timeout deletes
     try:
-        _obj, reattached = apply(resource, manifest)
-        seen = wait(resource, policy, sleep=sleep, clock=clock)
+        res = resolve(api, namespace, config)
+        resource = res.resource
+        reused = res.existing is not None and observe(res.existing).state is State.COMPLETED
+        if res.existing is None:
+            manifest = make_manifest(config, res.name, s3, options, namespace)
+            owned.append(resource)
+            log.info("creating %s (SageMaker job %s, %s x %s)", resource.describe(), res.name,
+                     config.instance_count, config.instance_type)
+            try:
+                resource.create(manifest)
+            except Exception as exc:
+                if getattr(exc, "status", None) != 409:
+                    raise translate_api_error(exc, f"create {resource.describe()}") from exc
+                log.info("%s was created concurrently: re-attaching", resource.describe())
+        else:
+            owned.append(resource)
+            log.info("re-attaching to existing %s (%s)", resource.describe(), observe(res.existing).message)
+        log.info("watch it with: kubectl get %s %s -n %s -w", contract.ACK_PLURAL, resource.name, namespace)
+        seen, obj = wait(resource, policy, sleep=sleep, clock=clock)
     except Interrupted:
-        log.warning("interrupted: deleting %s", resource.describe())
-        delete_and_wait(resource, policy, sleep=sleep, clock=clock)
+        for r in owned:
+            log.warning("interrupted: deleting %s", r.describe())
+            delete_and_wait(r, policy, sleep=sleep, clock=clock)
         raise
     except _Timeout:
-        delete_and_wait(resource, policy, sleep=sleep, clock=clock)
-        raise JobStoppedError(f"processing job {spec.job_name} did not finish within {policy.timeout:.0f} s; "
-                              f"deleted {resource.describe()} so the controller stops it") from None
-    arn = seen.arn or ""
-    uri = output_model_uri(spec)
-    log.info("processing job %s completed: %s", spec.job_name, uri)
-    return AckResult(job_name=spec.job_name, resource_name=resource.name, namespace=resource.namespace,
-                     job_arn=arn, model_s3_uri=uri, reattached=reattached)
+        for r in owned:
+            delete_and_wait(r, policy, sleep=sleep, clock=clock)
+        raise JobStoppedError(f"processing job {res.name} did not finish within {timeout:.0f} s; deleted "
+                              f"{resource.describe()} so the controller stops it; raise the timeout or "
+                              "max_runtime_seconds") from None
+    result = sagemaker_job.LaunchResult(
+        job_name=(obj.get("spec") or {}).get("processingJobName") or res.name,
+        job_arn=seen.arn or "",
+        model_s3_uri=output_model_uri_from_resource(obj),
+        status=seen.job_status or "Completed",
+        reused=reused,
+    )
+    log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
+    if config.model_output_dir:
+        result.local_model_path = sagemaker_job.download_model(s3, result.model_s3_uri, config.model_output_dir)
+    return result

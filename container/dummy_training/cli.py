@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "compile": "dummy_training.compile",
     "demo": "dummy_training.demo",
     "sagemaker": "dummy_training.sagemaker_cli",
+    "ack": "dummy_training.ack_cli",
 }
 
 

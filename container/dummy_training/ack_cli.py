@@ -1,0 +1,191 @@
+"""`dummy-training ack manifest|run`: the step as an ACK ``ProcessingJob`` custom resource.
+
+``manifest`` prints the resource as YAML (``kubectl apply -f -``); ``run`` stages local inputs to S3, creates
+the resource through the Kubernetes API (or re-attaches to one of the same name), waits for the ACK SageMaker
+controller to report the outcome, and prints the model's S3 URI. The job flags are the SageMaker launcher's
+(``dummy-training sagemaker``; same names, same parsing, same ``LaunchConfig``); ``--namespace``,
+``--kubeconfig`` and ``--context`` choose the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from dummy_training import contract
+from dummy_training.errors import InvalidInputError
+from dummy_training.sagemaker_cli import _csv, _flag, _key_value, _write, config_from_args
+
+log = logging.getLogger(__name__)
+
+COMMAND = "ack"
+
+
+def add_job_arguments(p: argparse.ArgumentParser) -> None:
+    """The SageMaker launcher's input and job flags (the AWS ones only serve staging and download here)."""
+    inputs = p.add_argument_group("inputs")
+    inputs.add_argument(contract.MODEL.flag, dest="model", required=True, metavar="PATH|S3_URI",
+                        help=contract.MODEL.help)
+    inputs.add_argument(contract.HYPERPARAMETERS.flag, dest="hyperparameters", metavar="PATH|S3_URI",
+                        help=contract.HYPERPARAMETERS.help)
+    inputs.add_argument(contract.HYPERPARAMETERS_JSON.flag, dest="hyperparameters_json", metavar="JSON",
+                        help=contract.HYPERPARAMETERS_JSON.help)
+    inputs.add_argument(_flag("s3_prefix"), metavar="S3_URI",
+                        help="S3 prefix for staged inputs (<prefix>/<job-name>/input/) and, without "
+                             "--s3-output-prefix, the output (<prefix>/<job-name>/output/model.tar.gz)")
+    inputs.add_argument(_flag("s3_output_prefix"), metavar="S3_URI",
+                        help="S3 prefix for the output: <prefix>/<job-name>/output/model.tar.gz")
+    inputs.add_argument(_flag("s3_direct"), action="store_true",
+                        help="no ProcessingInputs/Outputs: the job repacks S3 to S3 with its role")
+
+    job = p.add_argument_group("job")
+    job.add_argument(_flag("role_arn"), required=True, help="IAM role the job runs with")
+    job.add_argument(_flag("image_uri"), required=True, help="the dummy-training image in ECR")
+    job.add_argument(_flag("job_name"), help="explicit job name (default: derived from --job-name-part, else "
+                     "unique); the resource name is the job name in lower case")
+    job.add_argument(_flag("job_name_part"), dest="job_name_parts", action="append", default=[], metavar="PART",
+                     help="derive a deterministic job name from these parts (e.g. KFP run and task) so a retry "
+                          "re-attaches; repeatable")
+    job.add_argument(_flag("instance_type"), default=contract.DEFAULT_INSTANCE_TYPE,
+                     help=f"default {contract.DEFAULT_INSTANCE_TYPE}")
+    job.add_argument(_flag("instance_count"), type=int, default=contract.DEFAULT_INSTANCE_COUNT,
+                     help=f"default {contract.DEFAULT_INSTANCE_COUNT}")
+    job.add_argument(_flag("volume_size_gb"), type=int, default=contract.DEFAULT_VOLUME_SIZE_GB,
+                     help=f"default {contract.DEFAULT_VOLUME_SIZE_GB}")
+    job.add_argument(_flag("max_runtime_seconds"), type=int, default=contract.DEFAULT_MAX_RUNTIME_SECONDS,
+                     help=f"default {contract.DEFAULT_MAX_RUNTIME_SECONDS}")
+    job.add_argument(_flag("volume_kms_key_id"), help="KMS key for the instance volume")
+    job.add_argument(_flag("output_kms_key_id"), help="KMS key for the output upload")
+    job.add_argument(_flag("subnets"), type=_csv, default=[], metavar="ID[,ID...]", help="VPC subnet ids")
+    job.add_argument(_flag("security_group_ids"), type=_csv, default=[], metavar="ID[,ID...]",
+                     help="VPC security group ids")
+    job.add_argument(_flag("enable_network_isolation"), action="store_true")
+    job.add_argument(_flag("enable_inter_container_traffic_encryption"), action="store_true")
+    job.add_argument(_flag("environment"), type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="container environment variable; repeatable")
+    job.add_argument(_flag("tags"), type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="job tag; repeatable")
+
+    conn = p.add_argument_group("AWS connection (staging and download; the job's region is the controller's)")
+    conn.add_argument(_flag("region"), help="AWS region (default AWS_REGION / AWS_DEFAULT_REGION / profile)")
+    conn.add_argument(contract.ENDPOINT_URL.flag, dest="endpoint_url", metavar="URL", help="S3 endpoint URL")
+    conn.add_argument(_flag("assume_role_arn"), help="assume this role (STS) for the launcher's S3 calls")
+
+    kube = p.add_argument_group("Kubernetes")
+    kube.add_argument("--namespace", help="namespace (default: the pod's, else the kubeconfig context's)")
+    kube.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, else $KUBECONFIG)")
+    kube.add_argument("--context", help="kubeconfig context")
+    kube.add_argument("--label", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                      help="resource label; repeatable")
+    kube.add_argument("--annotation", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                      help="resource annotation; repeatable")
+    # What `sagemaker` has and ACK has not: the controller owns the job, the launcher streams no CloudWatch logs.
+    p.set_defaults(stream_logs=False)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    ack = subparsers.add_parser(
+        COMMAND, help="run the repack as an ACK ProcessingJob (SageMaker through the Kubernetes API)",
+        description="The same processing job as `dummy-training sagemaker`, as a "
+        f"{contract.ACK_API_VERSION} {contract.ACK_KIND} handled by the ACK SageMaker controller.")
+    sub = ack.add_subparsers(dest="ack_command", metavar="ACTION", required=True)
+
+    m = sub.add_parser("manifest", help="print the ProcessingJob manifest (YAML for kubectl apply -f -)",
+                       description="Print the manifest. Inputs must be S3 URIs the job can read as they are "
+                                   "(model.tar.gz / hyperparameters.json or their prefix) unless --stage uploads "
+                                   "or copies them (needs S3 access).")
+    add_job_arguments(m)
+    m.add_argument("--stage", action="store_true",
+                   help="stage local inputs / inline JSON / other key names to S3 first, as `ack run` does")
+    m.set_defaults(func=run_manifest, model_output_dir=None, timeout_seconds=None, poll_interval=5.0,
+                   max_poll_interval=30.0, stop_wait_seconds=300.0)
+
+    r = sub.add_parser(
+        "run", help="stage inputs, create (or re-attach to) the ProcessingJob, wait for the job",
+        description="Exit codes: 0 completed, 1 input not found, 2 invalid input, 3 runtime error (Kubernetes "
+                    "or AWS access), 5 job failed or rejected, 6 job stopped or timed out, 130 interrupted "
+                    "(SIGTERM/SIGINT delete the resource, which makes the controller stop the job).")
+    add_job_arguments(r)
+    wait = r.add_argument_group("waiting")
+    wait.add_argument(_flag("timeout_seconds"), type=float,
+                      help="delete the resource when the job has not ended after this long "
+                           "(default max-runtime + 1800)")
+    wait.add_argument(_flag("poll_interval"), type=float, default=5.0, help="first poll interval, seconds")
+    wait.add_argument(_flag("max_poll_interval"), type=float, default=30.0, help="poll backoff cap, seconds")
+    wait.add_argument(_flag("stop_wait_seconds"), type=float, default=300.0,
+                      help="after deleting, how long to wait for the controller to stop the job")
+    outs = r.add_argument_group("outputs")
+    outs.add_argument(_flag("model_output_dir"), metavar="DIR", help="download the repacked model.tar.gz into DIR")
+    outs.add_argument(_flag("model_s3_uri_output"), metavar="PATH", help="write the model's S3 URI to PATH")
+    outs.add_argument(_flag("job_arn_output"), metavar="PATH", help="write the job ARN to PATH")
+    outs.add_argument(_flag("job_name_output"), metavar="PATH", help="write the job name to PATH")
+    outs.add_argument("--result-json", metavar="PATH", help="write a JSON summary of the result to PATH")
+    r.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace):  # noqa: ANN202 - ack_job.AckOptions, imported lazily
+    from dummy_training.ack_job import AckOptions
+
+    return AckOptions(namespace=args.namespace, kubeconfig=args.kubeconfig, context=args.context,
+                      labels=dict(args.label), annotations=dict(args.annotation))
+
+
+def _manifest_inputs(config) -> tuple[str, str | None]:  # noqa: ANN001 - LaunchConfig
+    """Inputs of a manifest written without staging: S3 URIs a job can read as they are."""
+    if config.hyperparameters_json:
+        raise InvalidInputError(f"{contract.HYPERPARAMETERS_JSON.flag} must be staged to S3: add --stage "
+                                "(or upload it and pass --hyperparameters s3://...)")
+    for what, uri, filename in (("model", config.model, contract.MODEL_FILENAME),
+                                ("hyperparameters", config.hyperparameters, contract.HYPERPARAMETERS_FILENAME)):
+        if not uri:
+            continue
+        if not uri.startswith("s3://"):
+            raise InvalidInputError(f"{what} {uri!r} is not an s3:// URI: add --stage to upload it")
+        if not config.s3_direct and not (uri.endswith("/") or uri.rsplit("/", 1)[-1] == filename):
+            raise InvalidInputError(f"{what} {uri!r}: the job looks for {filename} in its input directory; "
+                                    "pass an object of that name or its prefix, or add --stage (copies it) "
+                                    "or --s3-direct")
+    return config.model, config.hyperparameters or None
+
+
+def run_manifest(args: argparse.Namespace) -> int:
+    from dummy_training import ack_job, aws, sagemaker_job, staging
+
+    config = config_from_args(args)
+    options = _options(args)
+    config.staging_base()
+    sagemaker_job.build_spec(config, "validation-only").validate()
+    if config.job_name:
+        name = config.job_name
+    elif config.job_name_parts:
+        name = sagemaker_job.default_job_name(*config.job_name_parts)
+    else:
+        name = sagemaker_job.unique_job_name()
+    if args.stage:
+        sess = aws.session(config.region, config.assume_role_arn)
+        s3 = aws.client("s3", region=config.region, endpoint_url=config.endpoint_url, boto_session=sess)
+        manifest = ack_job.make_manifest(config, name, s3, options, options.namespace)
+    else:
+        model, hyperparameters = _manifest_inputs(config)
+        staged = staging.StagedInputs(model_s3_uri=model, hyperparameters_s3_uri=hyperparameters)
+        spec = sagemaker_job.build_spec(config, name, staged)
+        manifest = ack_job.build_manifest(spec, namespace=options.namespace, labels=options.labels,
+                                          annotations=options.annotations)
+    print(ack_job.manifest_yaml(manifest), end="")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from dummy_training.ack_job import launch
+
+    result = launch(config_from_args(args), _options(args))
+    _write(args.model_s3_uri_output, result.model_s3_uri)
+    _write(args.job_arn_output, result.job_arn)
+    _write(args.job_name_output, result.job_name)
+    if args.result_json:
+        summary = {**result.metadata(), "status": result.status, "reused": result.reused,
+                   "local_model_path": result.local_model_path}
+        _write(args.result_json, json.dumps(summary, indent=2) + "\n")
+    print(result.model_s3_uri)
+    return 0
