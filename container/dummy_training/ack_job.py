@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -557,4 +558,47 @@ def launch(config: Any, options: AckOptions | None = None, *, api: Any = None, s
     log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
     if config.model_output_dir:
         result.local_model_path = sagemaker_job.download_model(s3, result.model_s3_uri, config.model_output_dir)
+    return result
+
+
+# --------------------------------------------------------------------------------------- KFP component runtime
+def run_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: str, namespace: str = "",
+                  download_model: bool = True, environment: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None, subnets: str = "", security_group_ids: str = "",
+                  job_name_parts: tuple[str, ...] = (), timeout_seconds: float = 0, **fields: Any) -> Any:
+    """The body of the ``ack_dummy_training`` KFP component (kfp-free: it runs inside the executor).
+
+    Empty strings mean "not given" (KFP parameters have no None); SIGTERM/SIGINT delete the resource as in
+    the CLI; an expected error fails the task with one line and the CLI's exit code. Fills ``output_model``
+    (the downloaded model.tar.gz when ``download_model``, and metadata: S3 URI, job name and ARN) and writes
+    the two string outputs."""
+    import threading
+
+    from dummy_training import cli, sagemaker_job
+    from dummy_training.errors import DummyTrainingError
+
+    cli.setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        cli.install_signal_handlers()
+    config_kwargs = {k: (v if v != "" else None) for k, v in fields.items()}
+    config = sagemaker_job.LaunchConfig(
+        **config_kwargs,
+        environment={str(k): str(v) for k, v in (environment or {}).items()},
+        tags={str(k): str(v) for k, v in (tags or {}).items()},
+        subnets=[s.strip() for s in subnets.split(",") if s.strip()],
+        security_group_ids=[s.strip() for s in security_group_ids.split(",") if s.strip()],
+        job_name_parts=tuple(p for p in job_name_parts if p),
+        model_output_dir=output_model.path if download_model else None,
+        timeout_seconds=timeout_seconds or None,
+        stream_logs=False,
+    )
+    try:
+        result = launch(config, AckOptions(namespace=namespace or None))
+    except DummyTrainingError as exc:
+        print(f"dummy-training: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
+    output_model.metadata.update({**result.metadata(), "status": result.status, "reused": result.reused})
+    for path, value in ((model_s3_uri_path, result.model_s3_uri), (job_arn_path, result.job_arn)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(value)
     return result
