@@ -7,10 +7,20 @@ Point a client at it with ``endpoint_url`` or, for a subprocess, ``AWS_ENDPOINT_
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import boto3
+
+from dummy_training import contract
+from dummy_training.aws import parse_s3_uri
 
 
 @dataclass
@@ -19,6 +29,8 @@ class FakeSageMaker:
     throttle_describes: int = 0
     #: status a created job reports until it is stopped
     running_status: str = "InProgress"
+    #: plays the job when it is created (e.g. ``PlaySageMaker``); then the job is Completed, or Failed if it raised
+    on_create: Callable[[dict[str, Any]], None] | None = None
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -63,6 +75,12 @@ class FakeSageMaker:
                     return 400, {"__type": "ResourceInUse", "message": f"job {name} already exists"}
                 arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"
                 self.jobs[name] = {**params, "ProcessingJobArn": arn, "ProcessingJobStatus": self.running_status}
+                if self.on_create:
+                    try:
+                        self.on_create(params)
+                        self.jobs[name]["ProcessingJobStatus"] = "Completed"
+                    except Exception as exc:  # noqa: BLE001 - reported as the job's FailureReason
+                        self.jobs[name].update(ProcessingJobStatus="Failed", FailureReason=str(exc)[-500:])
                 return 200, {"ProcessingJobArn": arn}
             if not job:
                 return 400, {"__type": "ValidationException", "message": f"Could not find requested job {name}"}
@@ -78,3 +96,51 @@ class FakeSageMaker:
                 job["ProcessingJobStatus"] = "Stopping"
                 return 200, {}
             return 400, {"__type": "InvalidAction", "message": op}
+
+
+class PlaySageMaker:
+    """Runs a CreateProcessingJob request the way a SageMaker Processing instance would, on this machine."""
+
+    def __init__(self, endpoint: str, root: Path) -> None:
+        self.endpoint = endpoint
+        self.root = root
+        self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        self.ran: list[list[str]] = []
+
+    def local(self, container_path: str) -> Path:
+        assert container_path.startswith(contract.DEFAULT_OPT_ML_ROOT + "/"), container_path
+        return self.root / container_path[len(contract.DEFAULT_OPT_ML_ROOT) + 1:]
+
+    def __call__(self, params: dict[str, Any], **_kw: Any) -> None:
+        for inp in params.get("ProcessingInputs", []):
+            s3_input = inp["S3Input"]
+            assert s3_input["S3DataType"] == "S3Prefix"
+            bucket, prefix = parse_s3_uri(s3_input["S3Uri"])
+            target = self.local(s3_input["LocalPath"])
+            target.mkdir(parents=True, exist_ok=True)
+            keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+            assert keys, f"nothing staged at {s3_input['S3Uri']}"
+            for key in keys:  # S3Prefix: the object's name relative to the prefix's "directory"
+                rel = key[len(prefix.rsplit("/", 1)[0]) + 1:] if "/" in prefix else key
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, key, str(target / rel))
+        outputs = params.get("ProcessingOutputConfig", {}).get("Outputs", [])
+        for out in outputs:
+            self.local(out["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+        app = params["AppSpecification"]
+        args = [str(self.local(a)) if a.startswith(contract.DEFAULT_OPT_ML_ROOT + "/") else a
+                for a in app["ContainerArguments"]]
+        entry = app["ContainerEntrypoint"]
+        assert entry[0] == contract.CONSOLE_SCRIPT
+        cmd = [sys.executable, "-m", "dummy_training", *entry[1:], *args]
+        self.ran.append(cmd)
+        env = {**os.environ, contract.OPT_ML_ROOT_ENV: str(self.root), "AWS_ENDPOINT_URL": self.endpoint}
+        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr
+        for out in outputs:  # S3UploadMode EndOfJob: the LocalPath's files under the S3Uri
+            s3_output = out["S3Output"]
+            bucket, prefix = parse_s3_uri(s3_output["S3Uri"])
+            local_dir = self.local(s3_output["LocalPath"])
+            for f in local_dir.rglob("*"):
+                if f.is_file():
+                    self.s3.upload_file(str(f), bucket, f"{prefix.rstrip('/')}/{f.relative_to(local_dir)}")

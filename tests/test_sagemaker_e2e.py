@@ -8,15 +8,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
+from fake_sagemaker import PlaySageMaker
 
 from dummy_training import contract, sagemaker_job
 from dummy_training.aws import parse_s3_uri
@@ -36,54 +34,6 @@ def _model_without_hyperparameters(path: Path) -> None:
 def _members(path: Path) -> dict[str, bytes]:
     with tarfile.open(path, "r:gz") as tar:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
-
-
-class PlaySageMaker:
-    """Runs a CreateProcessingJob request the way a SageMaker Processing instance would, on this machine."""
-
-    def __init__(self, endpoint: str, root: Path) -> None:
-        self.endpoint = endpoint
-        self.root = root
-        self.s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        self.ran: list[list[str]] = []
-
-    def local(self, container_path: str) -> Path:
-        assert container_path.startswith(contract.DEFAULT_OPT_ML_ROOT + "/"), container_path
-        return self.root / container_path[len(contract.DEFAULT_OPT_ML_ROOT) + 1:]
-
-    def __call__(self, params: dict[str, Any], **_kw: Any) -> None:
-        for inp in params.get("ProcessingInputs", []):
-            s3_input = inp["S3Input"]
-            assert s3_input["S3DataType"] == "S3Prefix"
-            bucket, prefix = parse_s3_uri(s3_input["S3Uri"])
-            target = self.local(s3_input["LocalPath"])
-            target.mkdir(parents=True, exist_ok=True)
-            keys = [o["Key"] for o in self.s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
-            assert keys, f"nothing staged at {s3_input['S3Uri']}"
-            for key in keys:  # S3Prefix: the object's name relative to the prefix's "directory"
-                rel = key[len(prefix.rsplit("/", 1)[0]) + 1:] if "/" in prefix else key
-                (target / rel).parent.mkdir(parents=True, exist_ok=True)
-                self.s3.download_file(bucket, key, str(target / rel))
-        outputs = params.get("ProcessingOutputConfig", {}).get("Outputs", [])
-        for out in outputs:
-            self.local(out["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
-        app = params["AppSpecification"]
-        args = [str(self.local(a)) if a.startswith(contract.DEFAULT_OPT_ML_ROOT + "/") else a
-                for a in app["ContainerArguments"]]
-        entry = app["ContainerEntrypoint"]
-        assert entry[0] == contract.CONSOLE_SCRIPT
-        cmd = [sys.executable, "-m", "dummy_training", *entry[1:], *args]
-        self.ran.append(cmd)
-        env = {**os.environ, contract.OPT_ML_ROOT_ENV: str(self.root), "AWS_ENDPOINT_URL": self.endpoint}
-        res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr
-        for out in outputs:  # S3UploadMode EndOfJob: the LocalPath's files under the S3Uri
-            s3_output = out["S3Output"]
-            bucket, prefix = parse_s3_uri(s3_output["S3Uri"])
-            local_dir = self.local(s3_output["LocalPath"])
-            for f in local_dir.rglob("*"):
-                if f.is_file():
-                    self.s3.upload_file(str(f), bucket, f"{prefix.rstrip('/')}/{f.relative_to(local_dir)}")
 
 
 @pytest.mark.parametrize("hp_kind", ["inline", "file", "s3"])

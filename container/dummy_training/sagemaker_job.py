@@ -549,3 +549,40 @@ def download_model(s3: Any, uri: str, directory: str) -> str:
         tmp.unlink(missing_ok=True)
         raise
     return str(target)
+
+
+# ------------------------------------------------------------------------------------------------ KFP side
+def artifact_location(artifact: Any) -> str | None:
+    """Where a KFP input artifact's bytes are for the launcher: its ``s3://`` URI (an imported S3 artifact's
+    ``.path`` is ``/s3/...``, which exists only in a cluster's launcher pod), else its local ``.path``."""
+    if artifact is None:
+        return None
+    uri = getattr(artifact, "uri", "") or ""
+    return uri if uri.startswith("s3://") else artifact.path
+
+
+def run_kfp_component(config: LaunchConfig, output_model: Any, *, download: bool = True) -> LaunchResult:
+    """What the KFP component runs: SIGTERM/SIGINT stop the job (the KFP executor installs no handler),
+    errors end the task with the CLI's one line and exit code, the model lands in ``output_model``.
+
+    ``download=False`` leaves the model in S3: ``output_model.uri`` becomes its S3 URI (no copy into the pod).
+    """
+    import threading
+
+    from dummy_training.cli import install_signal_handlers, setup_logging
+    from dummy_training.kfp_runtime import fail
+
+    setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        install_signal_handlers()
+    if download:
+        config.model_output_dir = output_model.path
+    try:
+        result = launch(config)
+    except DummyTrainingError as exc:
+        fail(exc, exc.exit_code)
+    if not download:
+        output_model.uri = result.model_s3_uri
+    output_model.metadata.update({**result.metadata(), "filename": contract.MODEL_FILENAME,
+                                  "reused_completed_job": result.reused})
+    return result
