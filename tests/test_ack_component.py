@@ -33,7 +33,7 @@ def test_component_interface_matches_the_sagemaker_launcher_and_contract() -> No
     assert spec.outputs["output_model"].type.startswith("system.Model")
     # every job input is a LaunchConfig field of the same name (the SageMaker launcher's vocabulary)
     launcher_fields = {f.name for f in dataclasses.fields(LaunchConfig)}
-    ack_only = {"namespace", "run_id", "task_name", "download_model"}
+    ack_only = {"namespace", "kfp_run_id", "kfp_task_id", "download_model"}
     assert set(spec.inputs) - ack_only <= launcher_fields
     for param in (contract.MODEL, contract.HYPERPARAMETERS, contract.HYPERPARAMETERS_JSON):
         assert param.name in spec.inputs
@@ -73,9 +73,9 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
         task = ack_dummy_training(
             model=str(model), role_arn=ROLE, image_uri="dummy-training:test", s3_prefix=f"s3://{bucket}/runs",
-            hyperparameters_json='{"lr": 0.1}', run_id="run-42", task_name="repack", endpoint_url=moto_endpoint,
-            environment={"LOG_LEVEL": "debug"}, tags={"team": "ml"}, subnets="subnet-1,subnet-2",
-            security_group_ids="sg-1")
+            hyperparameters_json='{"lr": 0.1}', kfp_run_id="run-42", kfp_task_id="repack",
+            endpoint_url=moto_endpoint, environment={"LOG_LEVEL": "debug"}, tags={"team": "ml"},
+            subnets=["subnet-1", "subnet-2"], security_group_ids=["sg-1"])
         posts = [body for method, _p, body in kube.requests if method == "POST"]
     assert task.outputs[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{out_key}"
     assert task.outputs[contract.OUTPUT_JOB_ARN] == ARN

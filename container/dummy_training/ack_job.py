@@ -564,7 +564,8 @@ def launch(config: Any, options: AckOptions | None = None, *, api: Any = None, s
 # --------------------------------------------------------------------------------------- KFP component runtime
 def run_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: str, namespace: str = "",
                   download_model: bool = True, environment: Mapping[str, Any] | None = None,
-                  tags: Mapping[str, Any] | None = None, subnets: str = "", security_group_ids: str = "",
+                  tags: Mapping[str, Any] | None = None, subnets: list[str] | None = None,
+                  security_group_ids: list[str] | None = None,
                   job_name_parts: tuple[str, ...] = (), timeout_seconds: float = 0, **fields: Any) -> Any:
     """The body of the ``ack_dummy_training`` KFP component (kfp-free: it runs inside the executor).
 
@@ -585,8 +586,8 @@ def run_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: st
         **config_kwargs,
         environment={str(k): str(v) for k, v in (environment or {}).items()},
         tags={str(k): str(v) for k, v in (tags or {}).items()},
-        subnets=[s.strip() for s in subnets.split(",") if s.strip()],
-        security_group_ids=[s.strip() for s in security_group_ids.split(",") if s.strip()],
+        subnets=[str(s) for s in subnets or []],
+        security_group_ids=[str(s) for s in security_group_ids or []],
         job_name_parts=tuple(p for p in job_name_parts if p),
         model_output_dir=output_model.path if download_model else None,
         timeout_seconds=timeout_seconds or None,

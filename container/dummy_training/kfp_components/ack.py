@@ -9,10 +9,13 @@ downloading the result (IRSA, or the AWS secret of ``task_settings.configure``).
 """
 
 # No ``from __future__ import annotations``: KFP reads the component annotations at decoration time.
+from typing import Any
+
 from kfp import dsl
 from kfp.dsl import Model, Output
 
 from dummy_training.kfp_components import IMAGE
+from dummy_training.kfp_components.task_settings import SMALL_RESOURCES, configure
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
@@ -29,16 +32,16 @@ def ack_dummy_training(
     hyperparameters_json: str = "",
     namespace: str = "",
     job_name: str = "",
-    run_id: str = "",
-    task_name: str = "",
+    kfp_run_id: str = "",
+    kfp_task_id: str = "",
     instance_type: str = "ml.m5.large",  # literals: the function's source runs alone in the executor;
     instance_count: int = 1,  # a test checks they equal the contract's defaults
     volume_size_gb: int = 30,
     max_runtime_seconds: int = 1200,
     volume_kms_key_id: str = "",
     output_kms_key_id: str = "",
-    subnets: str = "",
-    security_group_ids: str = "",
+    subnets: list = None,
+    security_group_ids: list = None,
     enable_network_isolation: bool = False,
     enable_inter_container_traffic_encryption: bool = False,
     environment: dict = None,  # KFP spells an optional dict parameter this way
@@ -48,7 +51,7 @@ def ack_dummy_training(
     endpoint_url: str = "",
     assume_role_arn: str = "",
     download_model: bool = True,
-    timeout_seconds: float = 0.0,
+    timeout_seconds: int = 0,
 ):
     """Run the repack as a SageMaker Processing job through the ACK SageMaker controller (a ProcessingJob resource).
 
@@ -61,17 +64,17 @@ def ack_dummy_training(
         hyperparameters: hyperparameters.json to inject when the archive has none: s3:// URI or local path.
         hyperparameters_json: Hyperparameters to inject, as an inline JSON object (staged to S3).
         namespace: Namespace of the ProcessingJob resource; empty for the pod's own namespace.
-        job_name: Explicit SageMaker job name; empty to derive one from run_id and task_name.
-        run_id: KFP run id the default job name is derived from (a retried task re-attaches to its job).
-        task_name: KFP task name the default job name is derived from.
+        job_name: Explicit SageMaker job name; empty to derive one from kfp_run_id and kfp_task_id.
+        kfp_run_id: The KFP run id (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for the derived job name.
+        kfp_task_id: The KFP task id (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for the derived job name.
         instance_type: Processing instance type.
         instance_count: Number of processing instances.
         volume_size_gb: Instance volume size in GB.
         max_runtime_seconds: Stopping condition of the job.
         volume_kms_key_id: KMS key for the instance volume; empty for none.
         output_kms_key_id: KMS key for the output upload; empty for none.
-        subnets: VPC subnet ids, comma-separated; empty for no VPC.
-        security_group_ids: VPC security group ids, comma-separated.
+        subnets: VPC subnet ids (with security_group_ids); empty for no VPC.
+        security_group_ids: VPC security group ids (with subnets).
         enable_network_isolation: Run the container without network access (not with s3_direct).
         enable_inter_container_traffic_encryption: Encrypt traffic between instances.
         environment: Environment variables of the job's container.
@@ -91,7 +94,8 @@ def ack_dummy_training(
     run_component(
         output_model=output_model, model_s3_uri_path=model_s3_uri, job_arn_path=job_arn, namespace=namespace,
         download_model=download_model, environment=environment, tags=tags, subnets=subnets,
-        security_group_ids=security_group_ids, job_name_parts=(run_id, task_name), timeout_seconds=timeout_seconds,
+        security_group_ids=security_group_ids, job_name_parts=(kfp_run_id, kfp_task_id),
+        timeout_seconds=timeout_seconds,
         model=model, role_arn=role_arn, image_uri=image_uri, s3_prefix=s3_prefix, s3_output_prefix=s3_output_prefix,
         hyperparameters=hyperparameters, hyperparameters_json=hyperparameters_json, job_name=job_name,
         instance_type=instance_type, instance_count=instance_count, volume_size_gb=volume_size_gb,
@@ -104,3 +108,21 @@ def ack_dummy_training(
 
 #: components/<name>/component.yaml (see the package docstring).
 COMPONENTS = {"ack_dummy_training": ack_dummy_training}
+
+
+# ------------------------------------------------------------------------------------- pipeline pieces
+def ack_repack(model_uri: Any, hyperparameters_uri: Any, hyperparameters_json: Any, aws_secret_name: Any,
+               **launcher_args: Any) -> None:
+    """The ack branch: run the launcher (job name from the run and task), then check the result.
+
+    Called inside a ``dsl.Elif`` with pipeline parameters (channels). The model and hyperparameters go in as URI
+    strings, not imported artifacts: the launcher pod never reads the model, only the SageMaker job does.
+    ``launcher_args`` go to the component (role_arn, image_uri, s3_prefix, namespace, ...)."""
+    from dummy_training.kfp_components.steps import check_model_op
+
+    args = {"kfp_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER, "kfp_task_id": dsl.PIPELINE_TASK_ID_PLACEHOLDER,
+            **launcher_args}
+    job = configure(ack_dummy_training(model=model_uri, hyperparameters=hyperparameters_uri,
+                                       hyperparameters_json=hyperparameters_json, **args),
+                    display_name="ack-job", resources=SMALL_RESOURCES, aws_secret_name=aws_secret_name)
+    configure(check_model_op(model=job.outputs["output_model"]), display_name="check", resources=SMALL_RESOURCES)
