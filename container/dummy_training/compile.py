@@ -34,7 +34,8 @@ from dummy_training.errors import EXIT_OK, DummyTrainingError, InvalidInputError
 log = logging.getLogger("dummy_training.compile")
 
 COMPONENT_FILE = "component.yaml"
-PACKAGE_PIPELINES_DIR = Path(__file__).parent / "data" / "pipelines"
+#: Where the package's copy of the compiled pipelines lives, relative to the repository root.
+PACKAGE_PIPELINES_DIR = Path("container") / "dummy_training" / "data" / "pipelines"
 
 
 class DriftError(DummyTrainingError):
@@ -47,7 +48,7 @@ class DriftError(DummyTrainingError):
 class Target:
     """One YAML to write: where, and how to compile it."""
 
-    path: Path  # relative to the repository root (or absolute, for the package copy)
+    path: Path  # relative to the repository root
     source: str  # "module:NAME" for logs and errors
     obj: Any  # a component or a pipeline function
 
@@ -66,20 +67,21 @@ def find_root(start: Path | None = None) -> Path:
 
 
 def component_modules(reload: bool = False) -> list[ModuleType]:
-    """Every component module of ``dummy_training.kfp_components`` (name order), imported (or reloaded)."""
-    package = importlib.import_module("dummy_training.kfp_components")
+    """Every component module of ``dummy_training.kfp_components`` (name order), imported.
+
+    With ``reload`` the whole package is imported afresh (the image is read at import time), so modules that
+    import each other all see the new image whatever their import order.
+    """
+    prefix = "dummy_training.kfp_components"
     if reload:
-        package = importlib.reload(package)
-    modules = []
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        name = f"{package.__name__}.{info.name}"
-        module = importlib.import_module(name)
-        if reload:
-            module = importlib.reload(module)
-        modules.append(module)
-    return modules
+        for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+            del sys.modules[name]
+    package = importlib.import_module(prefix)
+    return [
+        importlib.import_module(f"{prefix}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name)
+        if not info.name.startswith("_")
+    ]
 
 
 def discover_components(reload: bool = False) -> dict[str, tuple[str, Any]]:
@@ -159,10 +161,10 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
     """Write (or with ``check``, compare) every YAML; return the paths written or found drifted."""
     changed: list[Path] = []
     for target in targets(root, image):
-        dest = target.path if target.path.is_absolute() else root / target.path
+        dest = root / target.path
         fresh = compile_text(target.obj)
         current = dest.read_text() if dest.is_file() else None
-        shown = _shown(dest, root)
+        shown = str(target.path)
         if current == fresh:
             echo(f"up to date  {shown}  ({target.source})")
             continue
@@ -177,13 +179,6 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
         raise DriftError(f"{len(changed)} YAML file(s) differ from a fresh compile: run `dummy-training compile` "
                          "and commit the result")
     return changed
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return str(path.relative_to(root))
-    except ValueError:
-        return str(path)
 
 
 # ------------------------------------------------------------------------------------------------ CLI
