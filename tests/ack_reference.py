@@ -82,3 +82,33 @@ def errors(manifest: dict[str, Any], *, strict_fields: bool = True) -> list[str]
         schema = strict(schema)
     return sorted(f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
                   for e in validator(schema).iter_errors(manifest))
+
+
+def ack_to_request(spec: dict[str, Any]) -> dict[str, Any]:
+    """An ACK ProcessingJob ``spec`` back in boto3's casing, matched case-insensitively against botocore's own
+    model of CreateProcessingJob: a reverse mapping independent of ``ack_job``'s converter (an unknown field
+    raises KeyError)."""
+    return _reverse(spec, create_processing_job_shape())
+
+
+@cache
+def create_processing_job_shape() -> Any:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return model.operation_model("CreateProcessingJob").input_shape
+
+
+def _reverse(value: Any, shape: Any) -> Any:
+    if shape.type_name == "structure":
+        members = {name.lower(): (name, member) for name, member in shape.members.items()}
+        out = {}
+        for key, item in value.items():
+            name, member = members[key.lower()]
+            out[name] = _reverse(item, member)
+        return out
+    if shape.type_name == "list":
+        return [_reverse(item, shape.member) for item in value]
+    if shape.type_name == "map":
+        return {key: _reverse(item, shape.value) for key, item in value.items()}
+    return value

@@ -164,6 +164,11 @@ def test_ack_manifest_and_sagemaker_request_describe_the_same_job(spec) -> None:
     assert manifest["spec"]["appSpecification"]["containerEntrypoint"] == list(contract.CONTAINER_ENTRYPOINT)
 
 
+def test_reverse_mapping_through_the_sagemaker_api_model_gives_back_the_request(spec) -> None:
+    request = build_create_processing_job_request(copy.deepcopy(spec))
+    assert ack_reference.ack_to_request(ack_job.build_manifest(spec)["spec"]) == request
+
+
 def test_full_manifest_fields_spelled_as_ack_spells_them() -> None:
     s = ack_job.build_manifest(full_spec())["spec"]
     assert s["roleARN"] == ROLE
@@ -193,12 +198,9 @@ def test_s3_direct_manifest_has_no_inputs_or_outputs() -> None:
 def test_sagemaker_request_values_are_valid_for_the_sagemaker_api_model(spec) -> None:
     # enums (S3DataType, S3InputMode, S3UploadMode, ...), types and required members, per botocore's model;
     # the walk above shows the ACK manifest carries exactly these values.
-    import botocore.session
     from botocore.validate import validate_parameters
 
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    validate_parameters(build_create_processing_job_request(spec), model.operation_model("CreateProcessingJob")
-                        .input_shape)
+    validate_parameters(build_create_processing_job_request(spec), ack_reference.create_processing_job_shape())
 
 
 # ------------------------------------------------------------------------------------------------ metadata
