@@ -12,6 +12,7 @@ Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipelin
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 from kfp import dsl
 
+from dummy_training.kfp_components.sagemaker import sagemaker_repack
 from dummy_training.kfp_components.steps import KNOWN_BACKENDS, native_repack, unknown_backend_op
 from dummy_training.kfp_components.task_settings import DEFAULT_AWS_SECRET
 
@@ -29,6 +30,11 @@ def dummy_training_pipeline(
     hyperparameters_json: str = "",
     backend: str = "kubernetes",
     aws_secret_name: str = DEFAULT_AWS_SECRET,
+    role_arn: str = "",
+    image_uri: str = "",
+    s3_prefix: str = "",
+    region: str = "",
+    s3_direct: bool = False,
 ):
     """Repack a pretrained model.tar.gz so it carries a root hyperparameters.json.
 
@@ -38,15 +44,19 @@ def dummy_training_pipeline(
         hyperparameters_json: Hyperparameters to inject as an inline JSON object; empty for none.
         backend: Where the repack runs: kubernetes (in the pipeline's pod), sagemaker or ack.
         aws_secret_name: Kubernetes secret whose AWS_* keys become environment variables (optional).
+        role_arn: sagemaker/ack: IAM role the SageMaker Processing job runs with.
+        image_uri: sagemaker/ack: the dummy-training image in ECR.
+        s3_prefix: sagemaker/ack: s3:// prefix for staged inputs and the output.
+        region: sagemaker/ack: AWS region; empty for the pod's AWS_REGION / AWS_DEFAULT_REGION.
+        s3_direct: sagemaker: the job repacks S3 to S3 (no inputs on the instance volume, no size limit).
     """
     with dsl.If(backend == "kubernetes", name="backend-kubernetes"):
         native_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name)
 
-    # SageMaker: add your branch here, e.g.
-    #     with dsl.Elif(backend == "sagemaker", name="backend-sagemaker"):
-    #         job = configure(sagemaker_op(...), resources=SMALL_RESOURCES, aws_secret_name=aws_secret_name)
-    #         (configure/SMALL_RESOURCES from dummy_training.kfp_components.task_settings)
-    #         ...its own check step...
+    with dsl.Elif(backend == "sagemaker", name="backend-sagemaker"):
+        sagemaker_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name, role_arn=role_arn,
+                         image_uri=image_uri, s3_prefix=s3_prefix, region=region, s3_direct=s3_direct)
+
     # ACK: add your branch here:
     #     with dsl.Elif(backend == "ack", name="backend-ack"):
     #         ...

@@ -71,39 +71,34 @@ def _model_bytes() -> bytes:
     return buf.getvalue()
 
 
-def test_kfp_local_pipeline_runs_the_sagemaker_launcher(s3, bucket: str, moto_endpoint: str, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from kfp import dsl, local
-
-    from dummy_training.kfp_components.sagemaker import sagemaker_repack
+def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str, moto_endpoint: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed pipeline YAML with backend=sagemaker: import, launcher, played job, download, check."""
+    from dummy_training.demo import packaged_pipeline, run_pipeline
 
     s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=_model_bytes())
+    s3.put_object(Bucket=bucket, Key="cfg/hp.json", Body=b'{"epochs": 4}')
     fake = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"))
     endpoint = fake.start()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # S3 and logs: moto; SageMaker: the player
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", endpoint)
-    monkeypatch.chdir(tmp_path)
-
-    @dsl.pipeline(name="sagemaker-branch")
-    def pipeline(model_uri: str, hyperparameters_uri: str, hyperparameters_json: str, role_arn: str, image_uri: str,
-                 s3_prefix: str):
-        sagemaker_repack(model_uri, hyperparameters_uri, hyperparameters_json, None, role_arn=role_arn,
-                         image_uri=image_uri, s3_prefix=s3_prefix)
-
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
     try:
-        pipeline(model_uri=f"s3://{bucket}/models/bert.tar.gz", hyperparameters_uri="",
-                 hyperparameters_json='{"epochs": 4}', role_arn=ROLE, image_uri="img:1", s3_prefix=f"s3://{bucket}/runs")
+        result = run_pipeline(packaged_pipeline("dummy_training_pipeline.yaml"), tmp_path / "out", {
+            "backend": "sagemaker", "model_uri": f"s3://{bucket}/models/bert.tar.gz",
+            "hyperparameters_uri": f"s3://{bucket}/cfg/hp.json", "role_arn": ROLE, "image_uri": "img:1",
+            "s3_prefix": f"s3://{bucket}/runs"}, echo=io.StringIO())
     finally:
         fake.stop()
     creates = [p for op, p in fake.calls if op == "CreateProcessingJob"]
     assert len(creates) == 1
     name = creates[0]["ProcessingJobName"]
     assert name.startswith("dummy-training-")  # derived from the run and task ids
-    # the model was staged (its key is not model.tar.gz), repacked by the played job, delivered and checked
-    delivered = list((tmp_path / "root").rglob(contract.MODEL_FILENAME))
-    assert delivered, "no model delivered into the Output[Model]"
-    with tarfile.open(delivered[0]) as tar:
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in creates[0]["ProcessingInputs"]}
+    assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS].endswith("/input/config/hyperparameters.json")
+    # the played job's output was delivered into the Output[Model] and read by the check step
+    assert result.checked_hyperparameters == {"epochs": 4}
+    with tarfile.open(result.output) as tar:
         assert json.load(tar.extractfile(contract.HYPERPARAMETERS_FILENAME)) == {"epochs": 4}  # type: ignore[arg-type]
     key = f"runs/{name}/output/{contract.MODEL_FILENAME}"
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == delivered[0].read_bytes()
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
+    assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"
