@@ -12,6 +12,7 @@ Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipelin
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 from kfp import dsl
 
+from dummy_training.kfp_components.ack import ack_repack
 from dummy_training.kfp_components.sagemaker import sagemaker_repack
 from dummy_training.kfp_components.steps import KNOWN_BACKENDS, native_repack, unknown_backend_op
 from dummy_training.kfp_components.task_settings import DEFAULT_AWS_SECRET
@@ -48,7 +49,7 @@ def dummy_training_pipeline(
         image_uri: sagemaker/ack: the dummy-training image in ECR.
         s3_prefix: sagemaker/ack: s3:// prefix for staged inputs and the output.
         region: sagemaker/ack: AWS region; empty for the pod's AWS_REGION / AWS_DEFAULT_REGION.
-        s3_direct: sagemaker: the job repacks S3 to S3 (no inputs on the instance volume, no size limit).
+        s3_direct: sagemaker/ack: the job repacks S3 to S3 (no inputs on the instance volume, no size limit).
     """
     with dsl.If(backend == "kubernetes", name="backend-kubernetes"):
         native_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name)
@@ -57,9 +58,9 @@ def dummy_training_pipeline(
         sagemaker_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name, role_arn=role_arn,
                          image_uri=image_uri, s3_prefix=s3_prefix, region=region, s3_direct=s3_direct)
 
-    # ACK: add your branch here:
-    #     with dsl.Elif(backend == "ack", name="backend-ack"):
-    #         ...
+    with dsl.Elif(backend == "ack", name="backend-ack"):
+        ack_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name, role_arn=role_arn,
+                   image_uri=image_uri, s3_prefix=s3_prefix, region=region, s3_direct=s3_direct)
 
     with dsl.Else(name="unknown-backend"):  # keep last
         unknown_backend_op(backend=backend, known=", ".join(KNOWN_BACKENDS)).set_display_name("unknown-backend")

@@ -1,8 +1,8 @@
-"""The ACK branch end to end under kfp.local: the launcher creates the ProcessingJob on the fake Kubernetes API
-server; the test plays the ACK controller and SageMaker (the manifest's spec, mapped back to a CreateProcessingJob
-request through botocore's model, is run by ``fake_sagemaker.PlaySageMaker``: staged inputs downloaded into a
-temp root laid out like /opt/ml/processing, `dummy-training repack` run there, the output uploaded where the
-manifest says); the launcher then delivers the model and the pipeline's check step opens it."""
+"""The pipeline's ACK branch end to end under kfp.local. The launcher creates the ProcessingJob on the fake
+Kubernetes API server; the test plays the ACK controller and SageMaker: the manifest's spec, mapped back to a
+CreateProcessingJob request through botocore's model, is run by ``fake_sagemaker.PlaySageMaker`` (staged inputs
+downloaded into a temp root laid out like /opt/ml/processing, `dummy-training repack` run there, the output
+uploaded where the manifest says); the launcher then delivers the model and the pipeline's check step opens it."""
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 
@@ -47,43 +47,40 @@ class PlayController:
         kube.statuses = [ack_reference.fixture("readone__observed__created.yaml")["status"], completed]
 
 
-def test_kfp_local_ack_branch_runs_the_job_and_checks_the_model(s3, bucket: str, moto_endpoint: str,
-                                                                tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from kfp import dsl, local
-
-    from dummy_training.kfp_components.ack import ack_repack
+def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, bucket: str, moto_endpoint: str,
+                                                                        tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed pipeline YAML with backend=ack: launcher, played controller and job, download, check."""
+    from dummy_training.demo import packaged_pipeline, run_pipeline
 
     s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=_model_bytes())
+    s3.put_object(Bucket=bucket, Key="cfg/hp.json", Body=b'{"epochs": 4}')
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
-    monkeypatch.chdir(tmp_path)
-
-    @dsl.pipeline(name="ack-branch")
-    def pipeline(model_uri: str, hyperparameters_uri: str, hyperparameters_json: str, role_arn: str, image_uri: str,
-                 s3_prefix: str):
-        ack_repack(model_uri, hyperparameters_uri, hyperparameters_json, None, role_arn=role_arn,
-                   image_uri=image_uri, s3_prefix=s3_prefix)
-
     with FakeKube() as kube:
         controller = PlayController(PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"))
         kube.before_post = controller
         monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig", namespace="kubeflow")))
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
-        pipeline(model_uri=f"s3://{bucket}/models/bert.tar.gz", hyperparameters_uri="",
-                 hyperparameters_json='{"epochs": 4}', role_arn=ROLE, image_uri="img:1",
-                 s3_prefix=f"s3://{bucket}/runs")
+        result = run_pipeline(packaged_pipeline("dummy_training_pipeline.yaml"), tmp_path / "out", {
+            "backend": "ack", "model_uri": f"s3://{bucket}/models/bert.tar.gz",
+            "hyperparameters_uri": f"s3://{bucket}/cfg/hp.json", "role_arn": ROLE, "image_uri": "img:1",
+            "s3_prefix": f"s3://{bucket}/runs"}, echo=io.StringIO())
         methods = kube.methods()
+        created = list(kube.objects)
 
     (spec,) = controller.specs
     name = spec["processingJobName"]
     assert name.startswith("dummy-training-")  # derived from the run and task ids
-    assert "DELETE" not in methods
-    # the model (its key is not model.tar.gz) was copied under the job's staging prefix, repacked by the played
-    # job, delivered into the Output[Model] and opened by the check step
-    assert spec["processingInputs"][0]["s3Input"]["s3URI"] == f"s3://{bucket}/runs/{name}/input/model/model.tar.gz"
-    delivered = list((tmp_path / "root").rglob(contract.MODEL_FILENAME))
-    assert len(delivered) == 1, delivered
-    with tarfile.open(delivered[0]) as tar:
+    assert created == [("kubeflow", name)] and "DELETE" not in methods
+    inputs = {i["inputName"]: i["s3Input"]["s3URI"] for i in spec["processingInputs"]}
+    # both inputs were copied under the job's staging prefix (their keys had other names)
+    assert inputs == {contract.PROCESSING_INPUT_MODEL: f"s3://{bucket}/runs/{name}/input/model/model.tar.gz",
+                      contract.PROCESSING_INPUT_HYPERPARAMETERS:
+                          f"s3://{bucket}/runs/{name}/input/config/hyperparameters.json"}
+    # the played job's output was delivered into the Output[Model] and read by the check step
+    assert result.checked_hyperparameters == {"epochs": 4}
+    with tarfile.open(result.output) as tar:
         assert json.load(tar.extractfile(contract.HYPERPARAMETERS_FILENAME)) == {"epochs": 4}  # type: ignore[arg-type]
     key = f"runs/{name}/output/{contract.MODEL_FILENAME}"
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == delivered[0].read_bytes()
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
+    assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"
+    assert result.metadata[contract.OUTPUT_JOB_ARN].endswith(f"processing-job/{name}")
