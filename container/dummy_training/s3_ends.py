@@ -59,6 +59,7 @@ COPY_PART_SIZE = int(os.environ.get("DUMMY_TRAINING_S3_COPY_PART_SIZE", 256 * Mi
 UPLOAD_PART_SIZE = int(os.environ.get("DUMMY_TRAINING_S3_UPLOAD_PART_SIZE", 16 * MiB))
 PARTS_IN_FLIGHT = 8
 UPLOADS_IN_FLIGHT = 3  # uploaded parts held in memory at once
+ABORT_GRACE_SECONDS = 10.0  # parts in flight may finish before the abort (pods get ~30 s after SIGTERM)
 ABORT_WAIT_SECONDS = 120.0
 _BODY_READ_ATTEMPTS = 3
 
@@ -465,10 +466,8 @@ class S3Sink:
         if self._done:
             return
         self._done = True
-        self._drain(cancel=True, timeout=0)
-        self._abort_upload()
-        self._drain(cancel=True, timeout=ABORT_WAIT_SECONDS)  # parts in flight may land after an abort:
-        self._abort_upload()  # abort again once they are done (S3's advice)
+        self._retire(self._upload_id, self._parts)
+        self._upload_id = None
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def stats(self) -> Mapping[str, int]:
@@ -661,7 +660,9 @@ class S3Sink:
     def _publish(self, meta: dict[str, str]) -> None:
         whole = self._whole_source_copy()
         if whole is not None and whole.size <= MAX_COPY_OBJECT and (meta != self._upload_meta or not self._parts):
-            self._drain(cancel=True, timeout=0)
+            for p in self._parts:
+                assert p.future is not None
+                p.future.cancel()
             self._copy_object(whole, meta)
             self._discard_upload()
             return
@@ -689,24 +690,35 @@ class S3Sink:
             self._replace_metadata(meta)
 
     def _discard_upload(self) -> None:
-        self._abort_upload()
-        self._drain(cancel=True, timeout=ABORT_WAIT_SECONDS)
-        self._abort_upload()
+        self._retire(self._upload_id, self._parts)
         self._upload_id = None
+
+    def _retire(self, upload_id: str | None, parts: list[_Part]) -> None:
+        """Abort ``upload_id`` and make sure none of ``parts`` lands in it afterwards.
+
+        Parts not started are cancelled; running ones get a short grace to finish first (a request racing an
+        abort may still store its part, and some stores answer it with errors that are retried), then the
+        upload is aborted, and aborted again once any straggler is done, as S3 advises.
+        """
+        futures = [p.future for p in parts if p.future is not None]
+        for f in futures:
+            f.cancel()
+        _, running = cf.wait(futures, timeout=ABORT_GRACE_SECONDS)
+        self._abort_upload(upload_id)
+        if running:
+            cf.wait(running, timeout=ABORT_WAIT_SECONDS)
+            self._abort_upload(upload_id)
 
     def _rebuild(self, meta: dict[str, str]) -> None:
         """Start a new upload carrying ``meta`` and copy the same ranges into it; discard the old one."""
         old_id, old_parts = self._upload_id, self._parts
-        self._drain(cancel=True, timeout=0)
         self._upload_meta = meta
         self._parts = []
         self._create_upload()
-        self._abort_upload(old_id)
+        self._retire(old_id, [p for p in old_parts if not p.future or not p.future.done()])
         for p in old_parts:
             assert p.source is not None
             self._emit_copy(p.source, p.start, p.end)
-        cf.wait([p.future for p in old_parts if p.future is not None], timeout=ABORT_WAIT_SECONDS)
-        self._abort_upload(old_id)
 
     def _copy_object(self, source: S3Source, meta: dict[str, str]) -> None:
         source.check_unchanged()
