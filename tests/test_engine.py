@@ -19,16 +19,41 @@ from archives import (
     gz,
     make_model_archive,
 )
-from engine_helpers import gnu_tools_accept, members, repack_bytes
+from engine_helpers import RemoteLikeSource, gnu_tools_accept, members, repack_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dummy_training import engine
+from dummy_training import engine, gzip_scan
 from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED
 from dummy_training.errors import InputNotFoundError, InvalidInputError
 from dummy_training.local_ends import LocalFileSink, LocalFileSource
 
 NEW_HP = b'{"injected": true, "lr": 0.1}'
+
+
+@pytest.fixture(autouse=True)
+def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local files take the rapidgzip scanner whatever the machine's load (the engine skips it when busy)."""
+    monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: True)
+
+
+@pytest.mark.parametrize("compressor", ["gzip-6", "gzip-1", "isal-2", "zlib-ng-9", "stored"])
+def test_parallel_and_generic_scanners_agree(tmp_path: Path, compressor: str) -> None:
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(make_model_archive(compressor=compressor, weights_size=2_000_000))
+    with LocalFileSource(path) as src:
+        fast = gzip_scan.scan_gzip_parallel(src)
+        slow = gzip_scan.scan_gzip(RemoteLikeSource(src))
+    assert fast is not None and fast.scanner == "rapidgzip"
+    assert fast.point == slow.point
+    assert (fast.tar.end, fast.uncompressed_size) == (slow.tar.end, slow.uncompressed_size)
+
+
+def test_parallel_scanner_declines_multi_member(tmp_path: Path) -> None:
+    path = tmp_path / "a.tar.gz"
+    path.write_bytes(make_model_archive(compressor="multi-member-5"))
+    with LocalFileSource(path) as src:
+        assert gzip_scan.scan_gzip_parallel(src) is None
 
 
 def assert_injected(original: bytes, out: Path, hyperparameters: bytes = NEW_HP) -> None:

@@ -15,6 +15,7 @@ The engine never commits or aborts the sink: the caller commits on success and a
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -156,9 +157,19 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
                    kept=0, gzip_members=0)
 
 
+def _parallel_worthwhile() -> bool:
+    """Parallel decompression only pays when about two cores are free (else the single-thread scanner wins)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return (os.cpu_count() or 1) >= PARALLEL_THREADS
+    return cores - load >= PARALLEL_THREADS - 0.5
+
+
 def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> GzipScan:
     scan = None
-    if source.local_path is not None:
+    if source.local_path is not None and _parallel_worthwhile():
         scan = scan_gzip_parallel(source, on_kept=copier.advance, on_progress=progress,
                                   parallelization=PARALLEL_THREADS)
     if scan is None:

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Repack benchmark (run by hand, not in CI): our CLI against gzip -dc, cp and extract-and-retar.
+
+usage: python benchmarks/bench_repack.py [--size-mb 1024] [--rounds 3] [--small-files 2000] [--no-baseline]
+
+Builds its own data in benchmarks/data/ (git-ignored, reused across runs): a model directory with fp16-like
+weight shards (random bytes shaped to compress like fp16 weights: random low mantissa byte, a high byte with
+a narrow exponent distribution), a tokenizer and small config files; ``tar czf`` (gzip -6) makes
+``model-<size>.tar.gz`` (no hyperparameters.json: the inject case) and ``model-<size>-hp.tar.gz`` (with a
+root hyperparameters.json: the preserve case). Then runs, alternating, ``rounds`` rounds of:
+
+  baseline   extract with tarfile to a temp dir + copy hyperparameters.json + tarfile "w:gz" (level 9)
+  gzip -dc   gzip -dc model.tar.gz > /dev/null
+  cp         cp model.tar.gz elsewhere
+  inject     python -m dummy_training repack --model A --hyperparameters H --output-dir D
+  preserve   the same on the archive that already has a root hyperparameters.json
+
+and prints the median wall time and peak RSS of each (from wait4 on the child), and the target ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MB = 1 << 20
+TIME = Path("/usr/bin/time")
+
+BASELINE = r"""
+import shutil, sys, tarfile, tempfile, os
+archive, hp, out = sys.argv[1:4]
+with tempfile.TemporaryDirectory(dir=os.path.dirname(out)) as tmp:
+    with tarfile.open(archive, "r:gz") as tf:
+        tf.extractall(tmp, filter="fully_trusted")
+    shutil.copy(hp, os.path.join(tmp, "hyperparameters.json"))
+    with tarfile.open(out, "w:gz") as tf:
+        for name in sorted(os.listdir(tmp)):
+            tf.add(os.path.join(tmp, name), arcname=name)
+"""
+
+
+# ------------------------------------------------------------------------------------------- data
+def _exponent_table(rng: random.Random) -> bytes:
+    """Maps a uniform byte to the high byte of an fp16 N(0, 0.02) value: sign, 5-bit exponent, 2 mantissa bits."""
+    weights = {10: 1, 11: 2, 12: 4, 13: 8, 14: 12, 15: 10, 16: 4, 17: 1}  # exponents around 2^-6 .. 2^-8
+    exps = [e for e, w in weights.items() for _ in range(w)]
+    return bytes(((rng.getrandbits(1) << 7) | (rng.choice(exps) << 2) | rng.getrandbits(2)) for _ in range(256))
+
+
+def fp16_like(nbytes: int, rng: random.Random, table: bytes) -> bytes:
+    n = nbytes // 2
+    out = bytearray(2 * n)
+    out[0::2] = rng.randbytes(n)  # low mantissa byte: incompressible
+    out[1::2] = rng.randbytes(n).translate(table)
+    return bytes(out)
+
+
+def build_model_dir(root: Path, size_mb: int, small_files: int) -> None:
+    rng = random.Random(42)
+    table = _exponent_table(rng)
+    shards = 4
+    shard_bytes = size_mb * MB // shards
+    root.mkdir(parents=True)
+    for i in range(shards):
+        with open(root / f"model-{i + 1:05d}-of-{shards:05d}.safetensors", "wb") as f:
+            left = shard_bytes
+            while left:
+                k = min(left, 32 * MB)
+                f.write(fp16_like(k, rng, table))
+                left -= k
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 10))) for _ in range(30000)]
+    merges = [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+    tokenizer = {"model": {"vocab": {w: i for i, w in enumerate(words)}, "merges": merges}}
+    (root / "tokenizer.json").write_text(json.dumps(tokenizer, indent=2))
+    (root / "vocab.txt").write_text("\n".join(words) + "\n")
+    (root / "config.json").write_text(json.dumps({"hidden_size": 1024, "num_layers": 24, "torch_dtype": "float16"}))
+    for i in range(small_files):
+        d = root / "configs" / f"part{i // 500:02d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"layer_{i:05d}.json").write_text(json.dumps(
+            {"layer": i, "shape": [rng.randint(1, 4096) for _ in range(3)], "names": rng.sample(words, 20)}, indent=2))
+
+
+def prepare(size_mb: int, small_files: int) -> tuple[Path, Path, Path]:
+    data = HERE / "data"
+    data.mkdir(exist_ok=True)
+    tag = f"{size_mb}mb-{small_files}"
+    inject = data / f"model-{tag}.tar.gz"
+    preserve = data / f"model-{tag}-hp.tar.gz"
+    hp = data / "hyperparameters.json"
+    hp.write_text(json.dumps({"epochs": 3, "learning_rate": 0.001}))
+    if not (inject.exists() and preserve.exists()):
+        model = data / f"model-{tag}"
+        if model.exists():
+            shutil.rmtree(model)
+        print(f"building {model} ...", file=sys.stderr)
+        build_model_dir(model, size_mb, small_files)
+        subprocess.run(["tar", "czf", str(inject) + ".part", "-C", str(model), "."], check=True)
+        os.replace(str(inject) + ".part", inject)
+        shutil.copy(hp, model / "hyperparameters.json")
+        subprocess.run(["tar", "czf", str(preserve) + ".part", "-C", str(model), "."], check=True)
+        os.replace(str(preserve) + ".part", preserve)
+        shutil.rmtree(model)
+    return inject, preserve, hp
+
+
+# ------------------------------------------------------------------------------------------- runs
+def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command (RSS from /usr/bin/time, else wait4 on the child)."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
+        timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd] if TIME.exists() else cmd
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(timed, stdout=stdout, stderr=subprocess.DEVNULL, cwd=REPO)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise SystemExit(f"command failed ({code}): {' '.join(cmd)}")
+        text = rss_file.read().strip().splitlines()
+        kib = int(text[-1]) if text and text[-1].isdigit() else usage.ru_maxrss
+    return wall, kib / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mb", type=int, default=1024, help="weights size in MiB (default 1024)")
+    ap.add_argument("--small-files", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--no-baseline", action="store_true", help="skip the (slow) extract-and-retar baseline")
+    args = ap.parse_args()
+
+    inject_in, preserve_in, hp = prepare(args.size_mb, args.small_files)
+    print(f"inject archive:   {inject_in} ({inject_in.stat().st_size / MB:.0f} MiB)")
+    print(f"preserve archive: {preserve_in} ({preserve_in.stat().st_size / MB:.0f} MiB)")
+    py = sys.executable
+    results: dict[str, list[tuple[float, float]]] = {}
+    with tempfile.TemporaryDirectory(dir=HERE / "data", prefix="out-") as tmp:
+        out = Path(tmp)
+        cases = {
+            "baseline": lambda: run([py, "-c", BASELINE, str(inject_in), str(hp), str(out / "baseline.tar.gz")]),
+            "gzip -dc": lambda: run(["gzip", "-dc", str(inject_in)], stdout=subprocess.DEVNULL),
+            "cp": lambda: run(["cp", str(inject_in), str(out / "copy.tar.gz")]),
+            "inject": lambda: run([py, "-m", "dummy_training", "-q", "repack", "--model", str(inject_in),
+                                   "--hyperparameters", str(hp), "--output-dir", str(out / "inject"),
+                                   "--no-progress"]),
+            "preserve": lambda: run([py, "-m", "dummy_training", "-q", "repack", "--model", str(preserve_in),
+                                     "--hyperparameters", str(hp), "--output-dir", str(out / "preserve"),
+                                     "--no-progress"]),
+        }
+        if args.no_baseline:
+            del cases["baseline"]
+        for r in range(args.rounds):
+            for name, fn in cases.items():
+                wall, rss = fn()
+                results.setdefault(name, []).append((wall, rss))
+                print(f"round {r + 1}: {name:9s} {wall:7.2f} s  {rss:7.1f} MB", flush=True)
+        check = subprocess.run(["gzip", "-t", str(out / "inject" / "model.tar.gz")])
+        same = (out / "preserve" / "model.tar.gz").read_bytes() == preserve_in.read_bytes()
+        print(f"inject output passes gzip -t: {check.returncode == 0}; preserve output == input: {same}")
+
+    med = {name: statistics.median(w for w, _ in v) for name, v in results.items()}
+    print(f"\n{'case':10s} {'median s':>9s} {'peak RSS MB':>12s}")
+    for name, v in results.items():
+        print(f"{name:10s} {med[name]:9.2f} {max(r for _, r in v):12.1f}")
+    print()
+    print(f"inject / gzip -dc   = {med['inject'] / med['gzip -dc']:.2f}   (target <= 0.5)")
+    if "baseline" in med:
+        print(f"baseline / inject   = {med['baseline'] / med['inject']:.1f}   (target >= 15)")
+    print(f"preserve / gzip -dc = {med['preserve'] / med['gzip -dc']:.2f}   (target <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()
