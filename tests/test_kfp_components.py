@@ -58,46 +58,43 @@ def test_discovery_finds_every_component_folder_and_pipeline(compiled: dict) -> 
     assert "components/dummy_training_s3/component.yaml" in paths
 
 
-def test_check_mode_reports_drift_and_compile_repairs_it(tmp_path: Path, default_image: str) -> None:
+def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_image: str,
+                                                     capsys: pytest.CaptureFixture) -> None:
     root = tmp_path / "repo"
     for d in ("components", "pipelines", "container"):
         shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-
     victim = root / "components" / "dummy_training" / "component.yaml"
     victim.write_text(victim.read_text().replace("dummy-training:", "someone-else:"))
     (root / "pipelines" / "dummy_training_parallel_pipeline.yaml").unlink()
-    lines: list[str] = []
-    with pytest.raises(compile_mod.DriftError, match="2 YAML file"):
-        compile_mod.compile_all(root, check=True, echo=lines.append)
-    assert any(line.startswith("DRIFTED") and "components/dummy_training/component.yaml" in line for line in lines)
-    assert any(line.startswith("MISSING") and "dummy_training_parallel_pipeline.yaml" in line for line in lines)
 
-    written = compile_mod.compile_all(root, echo=lambda _: None)
-    assert sorted(p.name for p in written) == ["component.yaml", "dummy_training_parallel_pipeline.yaml"]
-    assert victim.read_text() == (REPO / "components/dummy_training/component.yaml").read_text()
-    assert compile_mod.compile_all(root, check=True, echo=lambda _: None) == []
-
-
-def test_compile_cli_check_exit_codes(tmp_path: Path, default_image: str, capsys: pytest.CaptureFixture) -> None:
-    root = tmp_path / "repo"
-    for d in ("components", "pipelines", "container"):
-        shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    assert cli.main(["compile", "--check", "--root", str(root)]) == 0
-    (root / "pipelines" / "dummy_training_pipeline.yaml").write_text("stale\n")
     assert cli.main(["compile", "--check", "--root", str(root)]) == 1
-    assert "differ from a fresh compile" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "2 YAML file(s) differ from a fresh compile" in captured.err
+    assert "DRIFTED     components/dummy_training/component.yaml" in captured.out
+    assert "MISSING     pipelines/dummy_training_parallel_pipeline.yaml" in captured.out
+    assert "someone-else:" in victim.read_text(), "--check must not write"
+
+    assert cli.main(["compile", "--root", str(root)]) == 0
+    wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
+    assert len(wrote) == 2
+    assert victim.read_text() == (REPO / "components/dummy_training/component.yaml").read_text()
+    assert (root / "pipelines/dummy_training_parallel_pipeline.yaml").read_text() == (
+        REPO / "pipelines/dummy_training_parallel_pipeline.yaml").read_text()
+
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 0
 
 
-def test_image_is_overridable_at_compile_time(tmp_path: Path, default_image: str) -> None:
+def test_image_is_overridable_at_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:
     custom = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:9.9.9"
     try:
-        targets = compile_mod.targets(REPO, image=custom)
-        native = next(t for t in targets if str(t.path) == "components/dummy_training/component.yaml")
-        text = compile_mod.compile_text(native.obj)
+        monkeypatch.setenv(IMAGE_ENV, custom)
+        native = compile_mod.discover_components(reload=True)["dummy_training"][1]
+        text = compile_mod.compile_text(native)
         assert f"image: {custom}" in text
         assert DEFAULT_IMAGE not in text
     finally:
-        compile_mod.targets(REPO, image=DEFAULT_IMAGE)  # re-import the components with the default image
+        monkeypatch.setenv(IMAGE_ENV, DEFAULT_IMAGE)
+        compile_mod.discover_components(reload=True)  # re-import the components with the default image
     from dummy_training.kfp_components import IMAGE
 
     assert IMAGE == DEFAULT_IMAGE
