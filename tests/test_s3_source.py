@@ -140,3 +140,19 @@ def test_traffic_hook_counts_downloaded_bytes(obj, moto_endpoint) -> None:  # no
     with _open(uri, moto_endpoint, get_part_size=MiB) as src:
         assert b"".join(src.chunks()) == data
     assert s3_ends.TRAFFIC.bytes_downloaded - before == len(data)
+
+
+def test_versioned_read_without_version_permission_falls_back_to_the_etag(s3, bucket, moto_endpoint) -> None:  # noqa: ANN001
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    data = os.urandom(200_000)
+    s3.put_object(Bucket=bucket, Key="v.tar.gz", Body=data)
+    client = s3_ends.make_client(moto_endpoint)
+
+    def deny_versions(request: Any, **kwargs: Any) -> Any:
+        return _deny(request) if "versionId=" in request.url else None
+
+    client.meta.events.register("before-send.s3", deny_versions)
+    src = S3Source.open(f"s3://{bucket}/v.tar.gz", client=client, get_part_size=64 * 1024)
+    assert b"".join(src.chunks()) == data
+    assert not src.pin_version and "VersionId" not in src.copy_source()
+    assert src.provenance()["version_id"] == src.version_id

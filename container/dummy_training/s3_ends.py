@@ -178,6 +178,9 @@ class S3Source:
         self.size = size
         self.etag = etag
         self.version_id = version_id if version_id and version_id != "null" else None
+        #: Reads and copies name the VersionId; dropped (the ETag still pins the bytes) if the credentials may
+        #: read the object but not name its version (s3:GetObjectVersion).
+        self.pin_version = self.version_id is not None
         self.get_part_size = get_part_size or GET_PART_SIZE
         self.gets_in_flight = max(1, gets_in_flight or GETS_IN_FLIGHT)
         self.bytes_read = 0
@@ -263,7 +266,7 @@ class S3Source:
     # --------------------------------------------------------------------------- helpers for the sink
     def copy_source(self) -> dict[str, str]:
         src = {"Bucket": self.bucket, "Key": self.key}
-        if self.version_id:
+        if self.version_id and self.pin_version:
             src["VersionId"] = self.version_id
         return src
 
@@ -294,14 +297,21 @@ class S3Source:
 
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}",
                                   "IfMatch": self.etag}
-        if self.version_id:
-            kwargs["VersionId"] = self.version_id
         what = f"read {self.location}"
         for attempt in range(1, _BODY_READ_ATTEMPTS + 1):
+            if self.version_id and self.pin_version:
+                kwargs["VersionId"] = self.version_id
+            else:
+                kwargs.pop("VersionId", None)
             try:
                 response = self.client.get_object(**kwargs)
             except ClientError as exc:
                 code = aws.error_code(exc)
+                if code in ("AccessDenied", "403") and "VersionId" in kwargs and attempt < _BODY_READ_ATTEMPTS:
+                    log.info("no permission to read version %s of %s: pinning to its ETag only",
+                             self.version_id, self.location)
+                    self.pin_version = False
+                    continue
                 if code in ("PreconditionFailed", "412"):
                     raise self._changed() from None
                 if code in ("NoSuchKey", "404", "NoSuchVersion"):
