@@ -217,6 +217,24 @@ def test_interrupt_deletes_the_resource(kube, bucket, moto_endpoint, model_file)
     assert "DELETE" in kube.methods() and kube.objects == {}
 
 
+def test_interrupt_during_an_api_request_deletes_the_resource(kube, bucket, moto_endpoint, model_file,
+                                                              monkeypatch) -> None:
+    kube.statuses = [status(CREATED)]
+    real_get = ack_job.ProcessingJobResource.get
+    calls = []
+
+    def get(self: ack_job.ProcessingJobResource) -> Any:
+        calls.append(1)
+        if len(calls) == 3:  # the first GET is the resolve, then polls: the signal lands in the second poll
+            raise Interrupted("interrupted by SIGTERM")
+        return real_get(self)
+
+    monkeypatch.setattr(ack_job.ProcessingJobResource, "get", get)
+    with pytest.raises(Interrupted):
+        ack_job.launch(config(bucket, moto_endpoint, str(model_file)), options(kube), sleep=lambda _s: None)
+    assert "DELETE" in kube.methods() and kube.objects == {}
+
+
 def test_timeout_deletes_the_resource(kube, bucket, moto_endpoint, model_file) -> None:
     kube.statuses = [status(CREATED)]
     now = [0.0]

@@ -15,7 +15,7 @@ import pytest
 
 from dummy_training import ack_job
 from dummy_training.ack_job import State, WaitPolicy
-from dummy_training.errors import JobFailedError, JobStoppedError, RuntimeIOError
+from dummy_training.errors import Interrupted, JobFailedError, JobStoppedError, RuntimeIOError
 
 ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
 
@@ -169,6 +169,12 @@ def test_transient_api_errors_are_retried_then_fatal() -> None:
         wait([ApiError(503)], WaitPolicy(interval=1, max_transient_errors=3))
     with pytest.raises(RuntimeIOError, match="denied access.*rbac.yaml"):
         wait([fx("readone__observed__created.yaml"), ApiError(403)])
+
+
+def test_signal_during_a_request_is_not_taken_for_an_api_error() -> None:
+    # SIGTERM raises Interrupted wherever the main thread is, including inside the HTTP call of a poll
+    with pytest.raises(Interrupted):
+        wait([fx("readone__observed__created.yaml"), Interrupted("interrupted by SIGTERM")])
 
 
 def test_timeout_is_raised_for_the_runner_to_clean_up() -> None:

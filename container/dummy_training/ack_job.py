@@ -343,6 +343,8 @@ def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
         try:
             obj = resource.get()
             errors = 0
+        except DummyTrainingError:  # Interrupted (a signal during the request) is not an API error
+            raise
         except Exception as exc:
             if not _is_transient(exc) or errors >= policy.max_transient_errors:
                 raise translate_api_error(exc, f"read {resource.describe()}") from exc
@@ -453,6 +455,8 @@ def resolve(api: Any, namespace: str, config: Any) -> _Resolution:
         resource = ProcessingJobResource(api, namespace, resource_name(name))
         try:
             obj = resource.get()
+        except DummyTrainingError:
+            raise
         except Exception as exc:
             raise translate_api_error(exc, f"read {resource.describe()}") from exc
         if obj is None:
@@ -528,6 +532,8 @@ def launch(config: Any, options: AckOptions | None = None, *, api: Any = None, s
                      config.instance_count, config.instance_type)
             try:
                 resource.create(manifest)
+            except DummyTrainingError:
+                raise
             except Exception as exc:
                 if getattr(exc, "status", None) != 409:
                     raise translate_api_error(exc, f"create {resource.describe()}") from exc
