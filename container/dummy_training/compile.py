@@ -29,7 +29,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dummy_training.errors import EXIT_OK, DummyTrainingError, InvalidInputError
+from dummy_training.errors import EXIT_OK, DummyTrainingError, InvalidInputError, RuntimeIOError
 
 log = logging.getLogger("dummy_training.compile")
 
@@ -200,6 +200,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        import kfp  # noqa: F401
+    except ImportError:
+        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
     root = args.root.resolve() if args.root else find_root()
     compile_all(root, image=args.image, check=args.check)
     return EXIT_OK

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from dummy_training import contract
-from dummy_training.errors import EXIT_OK, InputNotFoundError, InvalidInputError, JobFailedError
+from dummy_training.errors import EXIT_OK, InputNotFoundError, InvalidInputError, JobFailedError, RuntimeIOError
 
 PIPELINE_YAML = "dummy_training_pipeline.yaml"
 DEFAULT_OUTPUT_DIR = "local_outputs"
@@ -158,7 +158,10 @@ def run_pipeline(
 
     Raises ``JobFailedError`` with the engine's one-line message when the run fails.
     """
-    from kfp import components, local
+    try:
+        from kfp import components, local
+    except ImportError:
+        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
 
     echo = echo or sys.stdout
     output_dir.mkdir(parents=True, exist_ok=True)
