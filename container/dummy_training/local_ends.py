@@ -108,6 +108,7 @@ class LocalFileSink:
         self._written = 0
         self._done = False
         self._error: BaseException | None = None
+        self._cancelled = False
         self._jobs: queue.Queue[tuple[ByteSource, int, int, int] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
 
@@ -167,6 +168,7 @@ class LocalFileSink:
         if self._done:
             return
         self._done = True
+        self._cancelled = True  # the copy thread drops queued work
         self._stop_worker()
         if self._fd >= 0:
             os.close(self._fd)
@@ -207,7 +209,7 @@ class LocalFileSink:
             job = self._jobs.get()
             if job is None:
                 return
-            if self._error is not None:
+            if self._error is not None or self._cancelled:
                 continue
             try:
                 self._copy(*job)
@@ -219,7 +221,7 @@ class LocalFileSink:
         if source.local_path is not None and isinstance(fd, int) and fd >= 0:
             offset = start
             try:
-                while offset < end:
+                while offset < end and not self._cancelled:
                     n = os.copy_file_range(fd, self._fd, min(end - offset, COPY_STEP), offset,
                                            out_offset + offset - start)
                     if n <= 0:
