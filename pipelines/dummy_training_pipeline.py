@@ -47,12 +47,13 @@ def dummy_training_pipeline(
         aws_secret_name: Kubernetes secret whose AWS_* keys become environment variables (optional).
         role_arn: sagemaker/ack: IAM role the SageMaker Processing job runs with.
         image_uri: sagemaker/ack: the dummy-training image in ECR.
-        s3_prefix: sagemaker/ack: s3:// prefix for staged inputs and the output.
+        s3_prefix: s3:// prefix for the output (kubernetes: with s3_direct) and sagemaker/ack staged inputs.
         region: sagemaker/ack: AWS region; empty for the pod's AWS_REGION / AWS_DEFAULT_REGION.
-        s3_direct: sagemaker/ack: the job repacks S3 to S3 (no inputs on the instance volume, no size limit).
+        s3_direct: Repack S3 to S3, streaming, in the pod (kubernetes) or the job (sagemaker/ack): no size limit.
     """
     with dsl.If(backend == "kubernetes", name="backend-kubernetes"):
-        native_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name)
+        native_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name,
+                      s3_direct=s3_direct, s3_prefix=s3_prefix)
 
     with dsl.Elif(backend == "sagemaker", name="backend-sagemaker"):
         sagemaker_repack(model_uri, hyperparameters_uri, hyperparameters_json, aws_secret_name, role_arn=role_arn,

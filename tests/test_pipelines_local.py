@@ -162,3 +162,31 @@ def test_s3_component_repacks_s3_to_s3(tmp_path: Path, moto_endpoint: str, s3, b
     written = tmp_path / "written.tar.gz"
     written.write_bytes(body)
     assert json.loads(_contents(written)[contract.HYPERPARAMETERS_FILENAME]) == {"lr": 0.1}
+
+
+@pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
+@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")
+def test_pipeline_kubernetes_s3_direct_never_downloads_the_model(
+    tmp_path: Path, moto_endpoint: str, s3, bucket: str, monkeypatch: pytest.MonkeyPatch,  # noqa: ANN001
+    capsys: pytest.CaptureFixture,
+) -> None:
+    from kfp import components, local
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)  # the tasks' subprocesses inherit it
+    model = write_example_model(tmp_path / "model.tar.gz")
+    s3.put_object(Bucket=bucket, Key="in/model.tar.gz", Body=model.read_bytes())
+    s3.put_object(Bucket=bucket, Key="in/hyperparameters.json", Body=b'{"epochs": 4}')
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+    pipeline = components.load_component_from_file(str(packaged_pipeline()))
+    pipeline(model_uri=f"s3://{bucket}/in/model.tar.gz", hyperparameters_uri=f"s3://{bucket}/in/hyperparameters.json",
+             backend="kubernetes", s3_direct=True, s3_prefix=f"s3://{bucket}/out")
+
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/").get("Contents", [])]
+    assert len(keys) == 1 and keys[0].endswith("/model.tar.gz"), keys  # out/<run uuid>/<task uuid>/model.tar.gz
+    written = tmp_path / "written.tar.gz"
+    written.write_bytes(s3.get_object(Bucket=bucket, Key=keys[0])["Body"].read())
+    assert json.loads(_contents(written)[contract.HYPERPARAMETERS_FILENAME]) == {"epochs": 4}
+    assert not list((tmp_path / "root").glob("**/model.tar.gz")), "nothing may be written locally"
+    out = capsys.readouterr().out
+    assert "'repack-s3-direct'" in out or "dummy-training-s3" in out
+    assert '{"epochs": 4}' in out  # the S3 check step's output

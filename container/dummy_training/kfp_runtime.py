@@ -109,35 +109,57 @@ def _archive_file(path: str | Path) -> Path:
     return p / contract.MODEL_FILENAME if p.is_dir() else p
 
 
-def check_archive(path: str | Path) -> dict[str, Any]:
-    """Open model.tar.gz as a packaging step would; return its root hyperparameters.json (a JSON object).
+def scan_hyperparameters(stream: Any, label: str) -> dict[str, Any]:
+    """Read a model.tar.gz stream as a packaging step would; return its root hyperparameters.json (a JSON object).
 
     Deliberately independent of the engine (plain ``tarfile``): it checks the engine's output, not itself.
-    Raises ``InputNotFoundError`` when the archive or its root hyperparameters.json is missing and
-    ``InvalidInputError`` when the archive or the JSON is unreadable.
+    Raises ``InputNotFoundError`` when the archive has no root hyperparameters.json and ``InvalidInputError``
+    when the archive or the JSON is unreadable.
     """
     from dummy_training.errors import InputNotFoundError, InvalidInputError
 
-    archive = _archive_file(path)
-    if not archive.is_file():
-        raise InputNotFoundError(f"no {contract.MODEL_FILENAME} at {archive}")
     found: dict[str, Any] | None = None
     members = 0
     try:
-        with tarfile.open(archive, "r|gz") as tar:
+        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
             for member in tar:
                 members += 1
                 if member.name in contract.ROOT_HYPERPARAMETERS_NAMES and member.isfile():
                     fh = tar.extractfile(member)
                     data = json.loads(fh.read()) if fh else None
                     if not isinstance(data, dict):
-                        raise InvalidInputError(f"{archive}: {member.name} is not a JSON object")
+                        raise InvalidInputError(f"{label}: {member.name} is not a JSON object")
                     found = data
     except (tarfile.TarError, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{archive}: unreadable archive or JSON: {exc}") from None
+        raise InvalidInputError(f"{label}: unreadable archive or JSON: {exc}") from None
     if found is None:
-        raise InputNotFoundError(f"{archive}: no root {contract.HYPERPARAMETERS_FILENAME} among {members} members")
+        raise InputNotFoundError(f"{label}: no root {contract.HYPERPARAMETERS_FILENAME} among {members} members")
     return found
+
+
+def check_archive(path: str | Path) -> dict[str, Any]:
+    """``scan_hyperparameters`` of a local model.tar.gz (or of a directory holding one)."""
+    from dummy_training.errors import InputNotFoundError
+
+    archive = _archive_file(path)
+    if not archive.is_file():
+        raise InputNotFoundError(f"no {contract.MODEL_FILENAME} at {archive}")
+    with open(archive, "rb") as fh:
+        return scan_hyperparameters(fh, str(archive))
+
+
+def check_s3_archive(uri: str, endpoint_url: str | None = None) -> dict[str, Any]:
+    """``scan_hyperparameters`` of an S3 object, streamed (nothing written to disk)."""
+    from dummy_training import aws
+
+    bucket, key = aws.parse_s3_uri(uri)
+    s3 = aws.client("s3", endpoint_url=endpoint_url or None)
+    with aws.translating(f"read {uri}"):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            return scan_hyperparameters(body, uri)
+        finally:
+            body.close()
 
 
 def check_model(model_path: str) -> str:
@@ -151,4 +173,18 @@ def check_model(model_path: str) -> str:
         fail(exc, exc.exit_code)
     text = json.dumps(hyperparameters, sort_keys=True)
     log.info("check: %s has a root %s: %s", _archive_file(model_path), contract.HYPERPARAMETERS_FILENAME, text)
+    return text
+
+
+def check_s3_model(model_s3_uri: str, endpoint_url: str = "") -> str:
+    """The S3 check step's body: like ``check_model`` for an object in S3."""
+    from dummy_training.errors import DummyTrainingError
+
+    setup_logging()
+    try:
+        hyperparameters = check_s3_archive(model_s3_uri, endpoint_url)
+    except DummyTrainingError as exc:
+        fail(exc, exc.exit_code)
+    text = json.dumps(hyperparameters, sort_keys=True)
+    log.info("check: %s has a root %s: %s", model_s3_uri, contract.HYPERPARAMETERS_FILENAME, text)
     return text
