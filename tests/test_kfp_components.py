@@ -205,3 +205,42 @@ def test_native_component_folders_have_a_readme_naming_every_input_and_output() 
         readme = (REPO / "components" / folder / "README.md").read_text()
         for name in [*comp.component_spec.inputs, *(comp.component_spec.outputs or {})]:
             assert f"`{name}`" in readme, f"components/{folder}/README.md does not document {name!r}"
+
+
+# ------------------------------------------------------------------------------------------ check step
+def test_check_step_reads_root_hyperparameters_and_fails_without(tmp_path: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    from dummy_training.errors import InputNotFoundError, InvalidInputError
+    from dummy_training.example_model import OWN_HYPERPARAMETERS, write_example_model
+    from dummy_training.kfp_runtime import check_archive, check_model
+
+    def archive(path: Path, members: dict[str, bytes]) -> Path:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        path.write_bytes(gzip.compress(buf.getvalue()))
+        return path
+
+    with_hp = write_example_model(tmp_path / "a" / "model.tar.gz", with_hyperparameters=True)
+    assert check_archive(with_hp) == OWN_HYPERPARAMETERS
+    assert check_archive(with_hp.parent) == OWN_HYPERPARAMETERS  # a directory holding model.tar.gz
+    assert check_archive(archive(tmp_path / "dot.tar.gz", {"./hyperparameters.json": b'{"a": 1}'})) == {"a": 1}
+    with pytest.raises(InputNotFoundError, match="no root hyperparameters.json among 9 members"):
+        check_archive(write_example_model(tmp_path / "b" / "model.tar.gz"))
+    with pytest.raises(InputNotFoundError, match="no root"):  # nested is not root
+        check_archive(archive(tmp_path / "nested.tar.gz", {"sub/hyperparameters.json": b"{}"}))
+    with pytest.raises(InvalidInputError, match="not a JSON object"):
+        check_archive(archive(tmp_path / "list.tar.gz", {"hyperparameters.json": b"[1, 2]"}))
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(with_hp.read_bytes()[:-100])
+    with pytest.raises(InvalidInputError, match="unreadable"):
+        check_archive(truncated)
+    with pytest.raises(SystemExit) as info:  # the step's body fails the task with the CLI's exit code
+        check_model(str(tmp_path / "missing"))
+    assert info.value.code == 1
