@@ -8,11 +8,13 @@ arrive as objects with ``.path``/``.uri``/``.metadata``.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import logging
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -121,7 +123,9 @@ def scan_hyperparameters(stream: Any, label: str) -> dict[str, Any]:
     found: dict[str, Any] | None = None
     members = 0
     try:
-        with tarfile.open(fileobj=stream, mode="r|gz") as tar:
+        # gzip.GzipFile, not tarfile's "r|gz": it verifies the CRC and length, and a truncated stream raises
+        # instead of reading as a shorter archive
+        with gzip.GzipFile(fileobj=stream, mode="rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
             for member in tar:
                 members += 1
                 if member.name in contract.ROOT_HYPERPARAMETERS_NAMES and member.isfile():
@@ -130,7 +134,9 @@ def scan_hyperparameters(stream: Any, label: str) -> dict[str, Any]:
                     if not isinstance(data, dict):
                         raise InvalidInputError(f"{label}: {member.name} is not a JSON object")
                     found = data
-    except (tarfile.TarError, EOFError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            while gz.read(1 << 20):  # the end-of-archive padding, then the gzip trailer check
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"{label}: unreadable archive or JSON: {exc}") from None
     if found is None:
         raise InputNotFoundError(f"{label}: no root {contract.HYPERPARAMETERS_FILENAME} among {members} members")
