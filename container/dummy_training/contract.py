@@ -160,6 +160,6 @@ ENDPOINT_URL = Param("endpoint_url", "S3-compatible endpoint URL (e.g. MinIO); d
 REPACK_INPUTS = (MODEL, HYPERPARAMETERS, HYPERPARAMETERS_JSON)
 
 #: Output names of every component.
-OUTPUT_MODEL = "model"
+OUTPUT_MODEL = "output_model"  # not "model": a KFP Python component cannot reuse its input's name
 OUTPUT_MODEL_S3_URI = "model_s3_uri"
 OUTPUT_JOB_ARN = "job_arn"

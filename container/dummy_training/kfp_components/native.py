@@ -20,10 +20,11 @@ also have an output parameter ``model`` (``contract.OUTPUT_MODEL``), and KFP's r
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Model, Output
 
+from dummy_training import contract
 from dummy_training.kfp_components import IMAGE
 
 #: Name of the native component's output artifact (see the module docstring for why it is not "model").
-OUTPUT_ARTIFACT = "output_model"
+OUTPUT_ARTIFACT = contract.OUTPUT_MODEL
 
 
 # ------------------------------------------------------------------------------------------ components
