@@ -5,6 +5,8 @@
 #   container/build.sh --kind               # ... and load it into the kind cluster "dummy-training"
 #   container/build.sh --kind --cluster x   # ... into kind cluster "x"
 #   container/build.sh --tag 1234.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0 --push
+#   container/build.sh --root               # root variant dummy-training:<version>-root for SageMaker / ACK
+#                                           # jobs in staged mode (SageMaker mounts /opt/ml/processing root-owned)
 #   CONTAINER_ENGINE=podman container/build.sh
 #
 # The version comes from container/dummy_training/__init__.py, so the tag matches what the compiled
@@ -18,14 +20,16 @@ TAG="dummy-training:$VERSION"
 KIND=0
 CLUSTER="${KIND_CLUSTER_NAME:-dummy-training}"
 PUSH=0
+APP_UID=1000
 
-usage() { sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --kind) KIND=1 ;;
     --cluster) CLUSTER="$2"; shift ;;
     --tag) TAG="$2"; shift ;;
     --push) PUSH=1 ;;
+    --root) APP_UID=0; TAG="${TAG}-root" ;;
     -h|--help) usage; exit 0 ;;
     *) echo "build.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -46,8 +50,8 @@ FULL="$TAG"
 case "$TAG" in */*) ;; *) FULL="docker.io/library/$TAG" ;; esac
 
 echo "building $TAG with $ENGINE (context $ROOT)"
-"$ENGINE" build --file "$ROOT/container/Dockerfile" --build-arg "VERSION=$VERSION" --tag "$TAG" --tag "$FULL" "$ROOT"
-"$ENGINE" run --rm "$TAG" --version   # smoke test: the entrypoint runs as the non-root user
+"$ENGINE" build --file "$ROOT/container/Dockerfile" --build-arg "VERSION=$VERSION" --build-arg "APP_UID=$APP_UID" --tag "$TAG" --tag "$FULL" "$ROOT"
+"$ENGINE" run --rm "$TAG" --version   # smoke test: the entrypoint runs as the image's user
 
 if [ "$PUSH" = 1 ]; then
   "$ENGINE" push "$TAG"
