@@ -31,9 +31,12 @@ from dummy_training.local_ends import LocalFileSink, LocalFileSource
 NEW_HP = b'{"injected": true, "lr": 0.1}'
 
 
+PARALLEL_WORTHWHILE = engine._parallel_worthwhile  # the real one, tested below
+
+
 @pytest.fixture(autouse=True)
 def _always_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Local files take the rapidgzip scanner whatever the machine's load (the engine skips it when busy)."""
+    """Local files take the rapidgzip scanner whatever CPUs this machine allows (the engine skips it on one)."""
     monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: True)
 
 
@@ -316,3 +319,23 @@ def test_hyperparameters_helper_is_valid_json() -> None:
     assert isinstance(json.loads(HYPERPARAMETERS_BYTES), dict)
     with tarfile.open(fileobj=io.BytesIO(make_model_archive())) as tf:
         assert "./hyperparameters.json" not in tf.getnames()
+
+
+def test_scanner_choice_follows_the_cpu_allowance_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(engine.SCAN_THREADS_ENV, raising=False)
+    monkeypatch.setattr(engine, "available_cpus", lambda: 2.0)
+    assert PARALLEL_WORTHWHILE()
+    monkeypatch.setattr(engine, "available_cpus", lambda: 1.0)  # e.g. a pod limited to one CPU
+    assert not PARALLEL_WORTHWHILE()
+    monkeypatch.setenv(engine.SCAN_THREADS_ENV, "2")
+    assert PARALLEL_WORTHWHILE()
+    monkeypatch.setattr(engine, "available_cpus", lambda: 8.0)
+    monkeypatch.setenv(engine.SCAN_THREADS_ENV, "1")
+    assert not PARALLEL_WORTHWHILE()
+
+
+def test_cgroup_limit_caps_available_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_cgroup_cpu_limit", lambda: 1.5)
+    assert engine.available_cpus() <= 1.5
+    monkeypatch.setattr(engine, "_cgroup_cpu_limit", lambda: None)
+    assert engine.available_cpus() >= 1

@@ -19,6 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from dummy_training.byte_ends import ByteSource, Sink
 from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED
@@ -157,14 +158,42 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
                    kept=0, gzip_members=0)
 
 
-def _parallel_worthwhile() -> bool:
-    """Parallel decompression only pays when about two cores are free (else the single-thread scanner wins)."""
+SCAN_THREADS_ENV = "DUMMY_TRAINING_SCAN_THREADS"
+
+
+def _cgroup_cpu_limit() -> float | None:
+    """The container's CPU limit from cgroup v2 ``cpu.max`` (or v1 quota/period); None when unlimited."""
     try:
-        cores = len(os.sched_getaffinity(0))
-        load = os.getloadavg()[0]
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+        period_us = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+        return None if quota_us <= 0 else quota_us / period_us
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus() -> float:
+    """CPUs this process may use: its affinity mask, capped by the cgroup limit (a pod's CPU limit)."""
+    try:
+        cpus: float = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return (os.cpu_count() or 1) >= PARALLEL_THREADS
-    return cores - load >= PARALLEL_THREADS - 0.5
+        cpus = os.cpu_count() or 1
+    limit = _cgroup_cpu_limit()
+    return min(cpus, limit) if limit else cpus
+
+
+def _parallel_worthwhile() -> bool:
+    """Parallel decompression when this process may use about two CPUs (``DUMMY_TRAINING_SCAN_THREADS=1`` forces
+    the single-thread scanner, ``2`` the parallel one). What the CPUs are allowed decides, not the momentary load:
+    the load average lags by a minute and says nothing about this process's share."""
+    forced = os.environ.get(SCAN_THREADS_ENV, "").strip()
+    if forced.isdigit():
+        return int(forced) >= PARALLEL_THREADS
+    return available_cpus() >= PARALLEL_THREADS - 0.5
 
 
 def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> GzipScan:
