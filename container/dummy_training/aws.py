@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,7 +59,7 @@ def session(region: str | None = None, assume_role_arn: str | None = None,
     """A boto3 Session from the standard credential chain, optionally assuming ``assume_role_arn``."""
     import boto3
 
-    base = boto3.Session(region_name=region or None)
+    base = _base_session(region)
     if not assume_role_arn:
         return base
     sts = base.client("sts", config=_config())
@@ -70,6 +71,22 @@ def session(region: str | None = None, assume_role_arn: str | None = None,
         aws_session_token=creds["SessionToken"],
         region_name=base.region_name,
     )
+
+
+_base_sessions: dict[tuple, Any] = {}
+_base_sessions_lock = threading.Lock()
+
+
+def _base_session(region: str | None) -> Any:
+    """One boto3 Session per region and AWS_* environment: a new Session reloads every service model
+    (~0.3 s per client), and the environment key keeps changed credentials or endpoints from being reused."""
+    import boto3
+
+    key = (region or "", tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))))
+    with _base_sessions_lock:
+        if key not in _base_sessions:
+            _base_sessions[key] = boto3.Session(region_name=region or None)
+        return _base_sessions[key]
 
 
 def _config(**overrides: Any) -> Any:

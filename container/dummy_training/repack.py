@@ -42,6 +42,7 @@ class RepackResult:
     input_size: int = 0
     uncompressed_size: int = 0
     kept_prefix: int = 0
+    bytes_read: int = 0
     bytes_copied: int = 0
     bytes_written: int = 0
 
@@ -59,6 +60,7 @@ class RepackResult:
             "input_size": self.input_size,
             "uncompressed_size": self.uncompressed_size,
             "kept_prefix": self.kept_prefix,
+            "bytes_read": self.bytes_read,
             "bytes_copied": self.bytes_copied,
             "bytes_written": self.bytes_written,
         }
@@ -194,9 +196,11 @@ def run_repack(
                  "verbatim)", result.method, human_bytes(result.kept_prefix))
     stats = sink.stats()
     elapsed = time.monotonic() - started
-    log.info("wrote %s (%s) in %.2f s (%s/s); copied %s, written %s", final, human_bytes(result.output_size),
-             elapsed, human_bytes(result.input_size / max(elapsed, 1e-9)),
-             human_bytes(stats.get("bytes_copied", 0)), human_bytes(stats.get("bytes_written", 0)))
+    bytes_read = int(getattr(source, "bytes_read", result.input_size))
+    log.info("wrote %s (%s) in %.2f s (%s/s); read %s, copied %s (copy_file_range / server-side), written %s",
+             final, human_bytes(result.output_size), elapsed, human_bytes(result.input_size / max(elapsed, 1e-9)),
+             human_bytes(bytes_read), human_bytes(stats.get("bytes_copied", 0)),
+             human_bytes(stats.get("bytes_written", 0)))
     return RepackResult(
         decision=result.decision,
         output=final,
@@ -210,6 +214,7 @@ def run_repack(
         input_size=result.input_size,
         uncompressed_size=result.uncompressed_size,
         kept_prefix=result.kept_prefix,
+        bytes_read=bytes_read,
         bytes_copied=stats.get("bytes_copied", 0),
         bytes_written=stats.get("bytes_written", 0),
     )

@@ -132,17 +132,8 @@ class Traffic:
 TRAFFIC = Traffic()
 
 
-_sessions: dict[tuple[tuple[str, str], ...], Any] = {}
-_sessions_lock = threading.Lock()
-
-
 def _session() -> Any:
-    """One boto3 Session per AWS environment (a new Session reloads every service model: ~0.3 s a client)."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
-    with _sessions_lock:
-        if key not in _sessions:
-            _sessions[key] = aws.session(aws.default_region())
-        return _sessions[key]
+    return aws.session(aws.default_region())
 
 
 def make_client(endpoint_url: str | None = None, max_pool_connections: int = 16) -> Any:

@@ -37,6 +37,7 @@ from typing import Any
 from dummy_training import contract
 from dummy_training.aws import join_s3, parse_s3_uri, translating
 from dummy_training.errors import InputNotFoundError, InvalidInputError
+from dummy_training.resolve import parse_hyperparameters
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def stage_inputs(s3_client: Any, *, model: str, hyperparameters: str | None, hyp
     # check everything before uploading anything
     hp_obj: dict[str, Any] | None = None
     if hyperparameters_json:
-        hp_obj = parse_json_object(hyperparameters_json, "inline hyperparameters JSON")
+        hp_obj = parse_hyperparameters(hyperparameters_json.encode("utf-8"), "inline JSON")
 
     model_uri = _stage_one(s3_client, model, contract.MODEL_FILENAME, staged_model_uri(staging_prefix),
                            "model", s3_direct=s3_direct)
@@ -97,17 +98,6 @@ def stage_inputs(s3_client: Any, *, model: str, hyperparameters: str | None, hyp
     return StagedInputs(model_s3_uri=model_uri, hyperparameters_s3_uri=hp_uri)
 
 
-def parse_json_object(text: str | bytes, what: str) -> dict[str, Any]:
-    """``text`` parsed as JSON; ``InvalidInputError`` unless it is a JSON object."""
-    try:
-        obj = json.loads(text)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise InvalidInputError(f"{what} is not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise InvalidInputError(f"{what} must be a JSON object, got {type(obj).__name__}")
-    return obj
-
-
 # ------------------------------------------------------------------------------------------------ internals
 def _stage_one(s3_client: Any, source: str, filename: str, target_uri: str, what: str, *, s3_direct: bool,
                check_json: bool = False) -> str:
@@ -116,7 +106,7 @@ def _stage_one(s3_client: Any, source: str, filename: str, target_uri: str, what
                          check_json=check_json)
     path = _local_file(source, filename, what)
     if check_json:
-        parse_json_object(path.read_bytes(), f"{what} file {path}")
+        parse_hyperparameters(path.read_bytes(), str(path))
     _upload_if_changed(s3_client, path, target_uri)
     return target_uri
 
@@ -150,7 +140,7 @@ def _stage_s3(s3_client: Any, uri: str, filename: str, target_uri: str, what: st
         bucket, key = parse_s3_uri(uri)
         with translating(f"read {uri}"):
             body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        parse_json_object(body, f"{what} {uri}")
+        parse_hyperparameters(body, uri)
     if s3_direct or uri.rsplit("/", 1)[-1] == filename:
         log.info("%s: using %s where it is (%s bytes)", what, uri, head.get("ContentLength"))
         return uri
