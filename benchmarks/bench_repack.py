@@ -120,6 +120,9 @@ def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float,
     """Wall seconds and peak RSS (MB) of one command (RSS from /usr/bin/time, else wait4 on the child)."""
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd] if TIME.exists() else cmd
+        # Every case starts on a quiet disk: without this, the writeback of the previous case's output (cp, the
+        # baseline's extracted tree) competes with whatever the next case writes or fsyncs.
+        os.sync()
         t0 = time.perf_counter()
         proc = subprocess.Popen(timed, stdout=stdout, stderr=subprocess.DEVNULL, cwd=REPO)
         _, status, usage = os.wait4(proc.pid, 0)
