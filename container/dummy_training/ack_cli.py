@@ -15,7 +15,14 @@ import logging
 
 from dummy_training import contract
 from dummy_training.errors import InvalidInputError
-from dummy_training.sagemaker_cli import _csv, _flag, _key_value, _write, config_from_args
+from dummy_training.sagemaker_cli import (
+    add_launch_arguments,
+    add_output_arguments,
+    add_wait_arguments,
+    config_from_args,
+    key_value,
+    write_output,
+)
 
 log = logging.getLogger(__name__)
 
@@ -24,61 +31,14 @@ COMMAND = "ack"
 
 def add_job_arguments(p: argparse.ArgumentParser) -> None:
     """The SageMaker launcher's input and job flags (the AWS ones only serve staging and download here)."""
-    inputs = p.add_argument_group("inputs")
-    inputs.add_argument(contract.MODEL.flag, dest="model", required=True, metavar="PATH|S3_URI",
-                        help=contract.MODEL.help)
-    inputs.add_argument(contract.HYPERPARAMETERS.flag, dest="hyperparameters", metavar="PATH|S3_URI",
-                        help=contract.HYPERPARAMETERS.help)
-    inputs.add_argument(contract.HYPERPARAMETERS_JSON.flag, dest="hyperparameters_json", metavar="JSON",
-                        help=contract.HYPERPARAMETERS_JSON.help)
-    inputs.add_argument(_flag("s3_prefix"), metavar="S3_URI",
-                        help="S3 prefix for staged inputs (<prefix>/<job-name>/input/) and, without "
-                             "--s3-output-prefix, the output (<prefix>/<job-name>/output/model.tar.gz)")
-    inputs.add_argument(_flag("s3_output_prefix"), metavar="S3_URI",
-                        help="S3 prefix for the output: <prefix>/<job-name>/output/model.tar.gz")
-    inputs.add_argument(_flag("s3_direct"), action="store_true",
-                        help="no ProcessingInputs/Outputs: the job repacks S3 to S3 with its role")
-
-    job = p.add_argument_group("job")
-    job.add_argument(_flag("role_arn"), required=True, help="IAM role the job runs with")
-    job.add_argument(_flag("image_uri"), required=True, help="the dummy-training image in ECR")
-    job.add_argument(_flag("job_name"), help="explicit job name (default: derived from --job-name-part, else "
-                     "unique); the resource name is the job name in lower case")
-    job.add_argument(_flag("job_name_part"), dest="job_name_parts", action="append", default=[], metavar="PART",
-                     help="derive a deterministic job name from these parts (e.g. KFP run and task) so a retry "
-                          "re-attaches; repeatable")
-    job.add_argument(_flag("instance_type"), default=contract.DEFAULT_INSTANCE_TYPE,
-                     help=f"default {contract.DEFAULT_INSTANCE_TYPE}")
-    job.add_argument(_flag("instance_count"), type=int, default=contract.DEFAULT_INSTANCE_COUNT,
-                     help=f"default {contract.DEFAULT_INSTANCE_COUNT}")
-    job.add_argument(_flag("volume_size_gb"), type=int, default=contract.DEFAULT_VOLUME_SIZE_GB,
-                     help=f"default {contract.DEFAULT_VOLUME_SIZE_GB}")
-    job.add_argument(_flag("max_runtime_seconds"), type=int, default=contract.DEFAULT_MAX_RUNTIME_SECONDS,
-                     help=f"default {contract.DEFAULT_MAX_RUNTIME_SECONDS}")
-    job.add_argument(_flag("volume_kms_key_id"), help="KMS key for the instance volume")
-    job.add_argument(_flag("output_kms_key_id"), help="KMS key for the output upload")
-    job.add_argument(_flag("subnets"), type=_csv, default=[], metavar="ID[,ID...]", help="VPC subnet ids")
-    job.add_argument(_flag("security_group_ids"), type=_csv, default=[], metavar="ID[,ID...]",
-                     help="VPC security group ids")
-    job.add_argument(_flag("enable_network_isolation"), action="store_true")
-    job.add_argument(_flag("enable_inter_container_traffic_encryption"), action="store_true")
-    job.add_argument(_flag("environment"), type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                     help="container environment variable; repeatable")
-    job.add_argument(_flag("tags"), type=_key_value, action="append", default=[], metavar="KEY=VALUE",
-                     help="job tag; repeatable")
-
-    conn = p.add_argument_group("AWS connection (staging and download; the job's region is the controller's)")
-    conn.add_argument(_flag("region"), help="AWS region (default AWS_REGION / AWS_DEFAULT_REGION / profile)")
-    conn.add_argument(contract.ENDPOINT_URL.flag, dest="endpoint_url", metavar="URL", help="S3 endpoint URL")
-    conn.add_argument(_flag("assume_role_arn"), help="assume this role (STS) for the launcher's S3 calls")
-
+    add_launch_arguments(p, aws_title="AWS connection (staging and download; the job's region is the controller's)")
     kube = p.add_argument_group("Kubernetes")
     kube.add_argument("--namespace", help="namespace (default: the pod's, else the kubeconfig context's)")
     kube.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, else $KUBECONFIG)")
     kube.add_argument("--context", help="kubeconfig context")
-    kube.add_argument("--label", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    kube.add_argument("--label", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                       help="resource label; repeatable")
-    kube.add_argument("--annotation", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+    kube.add_argument("--annotation", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                       help="resource annotation; repeatable")
     # What `sagemaker` has and ACK has not: the controller owns the job, the launcher streams no CloudWatch logs.
     p.set_defaults(stream_logs=False)
@@ -107,20 +67,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                     "or AWS access), 5 job failed or rejected, 6 job stopped or timed out, 130 interrupted "
                     "(SIGTERM/SIGINT delete the resource, which makes the controller stop the job).")
     add_job_arguments(r)
-    wait = r.add_argument_group("waiting")
-    wait.add_argument(_flag("timeout_seconds"), type=float,
-                      help="delete the resource when the job has not ended after this long "
-                           "(default max-runtime + 1800)")
-    wait.add_argument(_flag("poll_interval"), type=float, default=5.0, help="first poll interval, seconds")
-    wait.add_argument(_flag("max_poll_interval"), type=float, default=30.0, help="poll backoff cap, seconds")
-    wait.add_argument(_flag("stop_wait_seconds"), type=float, default=300.0,
-                      help="after deleting, how long to wait for the controller to stop the job")
-    outs = r.add_argument_group("outputs")
-    outs.add_argument(_flag("model_output_dir"), metavar="DIR", help="download the repacked model.tar.gz into DIR")
-    outs.add_argument(_flag("model_s3_uri_output"), metavar="PATH", help="write the model's S3 URI to PATH")
-    outs.add_argument(_flag("job_arn_output"), metavar="PATH", help="write the job ARN to PATH")
-    outs.add_argument(_flag("job_name_output"), metavar="PATH", help="write the job name to PATH")
-    outs.add_argument("--result-json", metavar="PATH", help="write a JSON summary of the result to PATH")
+    add_wait_arguments(r, on_timeout="delete the resource")
+    add_output_arguments(r)
     r.set_defaults(func=run)
 
 
@@ -180,12 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from dummy_training.ack_job import launch
 
     result = launch(config_from_args(args), _options(args))
-    _write(args.model_s3_uri_output, result.model_s3_uri)
-    _write(args.job_arn_output, result.job_arn)
-    _write(args.job_name_output, result.job_name)
+    write_output(args.model_s3_uri_output, result.model_s3_uri)
+    write_output(args.job_arn_output, result.job_arn)
+    write_output(args.job_name_output, result.job_name)
     if args.result_json:
         summary = {**result.metadata(), "status": result.status, "reused": result.reused,
                    "local_model_path": result.local_model_path}
-        _write(args.result_json, json.dumps(summary, indent=2) + "\n")
+        write_output(args.result_json, json.dumps(summary, indent=2) + "\n")
     print(result.model_s3_uri)
     return 0
