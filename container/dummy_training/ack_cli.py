@@ -10,7 +10,6 @@ controller to report the outcome, and prints the model's S3 URI. The job flags a
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from dummy_training import contract
@@ -21,7 +20,7 @@ from dummy_training.sagemaker_cli import (
     add_wait_arguments,
     config_from_args,
     key_value,
-    write_output,
+    report_launch,
 )
 
 log = logging.getLogger(__name__)
@@ -127,13 +126,4 @@ def run_manifest(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from dummy_training.ack_job import launch
 
-    result = launch(config_from_args(args), _options(args))
-    write_output(args.model_s3_uri_output, result.model_s3_uri)
-    write_output(args.job_arn_output, result.job_arn)
-    write_output(args.job_name_output, result.job_name)
-    if args.result_json:
-        summary = {**result.metadata(), "status": result.status, "reused": result.reused,
-                   "local_model_path": result.local_model_path}
-        write_output(args.result_json, json.dumps(summary, indent=2) + "\n")
-    print(result.model_s3_uri)
-    return 0
+    return report_launch(args, launch(config_from_args(args), _options(args)))

@@ -176,7 +176,11 @@ def write_output(path: str | None, text: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from dummy_training.sagemaker_job import launch
 
-    result = launch(config_from_args(args))
+    return report_launch(args, launch(config_from_args(args)))
+
+
+def report_launch(args: argparse.Namespace, result) -> int:  # noqa: ANN001 - sagemaker_job.LaunchResult
+    """Write a launch's outputs where the output flags say, print the model's S3 URI (sagemaker and ack)."""
     write_output(args.model_s3_uri_output, result.model_s3_uri)
     write_output(args.job_arn_output, result.job_arn)
     write_output(args.job_name_output, result.job_name)
