@@ -24,6 +24,8 @@ from typing import IO, Any
 
 from dummy_training import contract
 from dummy_training.errors import EXIT_OK, InputNotFoundError, InvalidInputError, JobFailedError, RuntimeIOError
+from dummy_training.hyperparameters import parse_hyperparameters
+from dummy_training.repack import human_bytes
 
 PIPELINE_YAML = "dummy_training_pipeline.yaml"
 DEFAULT_OUTPUT_DIR = "local_outputs"
@@ -198,12 +200,6 @@ def run_pipeline(
     return result
 
 
-def _human(n: float) -> str:
-    from dummy_training.repack import human_bytes
-
-    return human_bytes(n)
-
-
 def report(result: DemoResult, model: str, hyperparameters: str, hyperparameters_json: str, out: IO[str]) -> None:
     w = out.write
     meta = result.metadata
@@ -216,10 +212,10 @@ def report(result: DemoResult, model: str, hyperparameters: str, hyperparameters
         w(f"  hyperparameters:  {hyperparameters_json} (inline){ignored}\n")
     w(f"  decision:         {meta.get('decision', '?')} (method {meta.get('method', '?')})\n")
     w(f"  output:           {result.output}\n")
-    w(f"  size, sha256:     {_human(result.output.stat().st_size)}, {meta.get('sha256', '?')}\n")
+    w(f"  size, sha256:     {human_bytes(result.output.stat().st_size)}, {meta.get('sha256', '?')}\n")
     w(f"  members ({result.member_count}):\n")
     for name, size, kind in result.members:
-        w(f"    {_human(size) if kind == 'file' else '':>10}  {name}{'/' if kind == 'dir' else ''}\n")
+        w(f"    {human_bytes(size) if kind == 'file' else '':>10}  {name}{'/' if kind == 'dir' else ''}\n")
     if result.member_count > len(result.members):
         w(f"    ... and {result.member_count - len(result.members)} more\n")
     if result.checked_hyperparameters is not None:
@@ -268,11 +264,7 @@ def run(args: argparse.Namespace) -> int:
     if model_arg and args.preserve:
         raise InvalidInputError("--preserve selects the example model; leave it out when you give --model")
     if hp_json:
-        try:
-            if not isinstance(json.loads(hp_json), dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            raise InvalidInputError(f"--hyperparameters-json must be a JSON object: {exc}") from None
+        parse_hyperparameters(hp_json.encode("utf-8"), contract.HYPERPARAMETERS_JSON.flag)
     pipeline_yaml = _existing(str(args.pipeline), "pipeline YAML") if args.pipeline else packaged_pipeline()
 
     if model_arg:

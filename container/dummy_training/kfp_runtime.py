@@ -9,7 +9,6 @@ arrive as objects with ``.path``/``.uri``/``.metadata``.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import logging
 import sys
@@ -19,10 +18,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from dummy_training import contract
+from dummy_training.local_ends import sha256_file
 
 log = logging.getLogger("dummy_training.kfp")
-
-HASH_CHUNK = 8 << 20
 
 
 def fail(exc: BaseException, code: int) -> NoReturn:
@@ -35,14 +33,6 @@ def setup_logging() -> None:
     from dummy_training.cli import setup_logging as cli_setup_logging
 
     cli_setup_logging()
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def repack_into_artifact(

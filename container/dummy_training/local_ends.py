@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import queue
 import secrets
@@ -252,3 +253,12 @@ class LocalFileSink:
                 view = view[n:]
                 out_offset += n
             self._copied += len(data)
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a local file, read in 8 MiB chunks (artifact metadata, skipping identical re-uploads)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(8 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

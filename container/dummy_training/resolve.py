@@ -6,7 +6,6 @@ Every resolved location is logged with its label (``[Argument]``, ``[Input Chann
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from dummy_training import aws, contract
 from dummy_training.byte_ends import is_s3_uri
 from dummy_training.errors import InputNotFoundError, InvalidInputError, RuntimeIOError
+from dummy_training.hyperparameters import parse_hyperparameters
 
 log = logging.getLogger("dummy_training.resolve")
 
@@ -66,23 +66,6 @@ def resolve_model(model: str | None) -> Resolved:
         log.debug("model not at %s %s", cand.label, cand.path)
     searched = ", ".join(str(c.path) for c in candidates)
     raise InputNotFoundError(f"no model given ({contract.MODEL.flag}) and none found; searched: {searched}")
-
-
-def parse_hyperparameters(data: bytes, where: str) -> dict:
-    """Hyperparameters must be a JSON object; returns it (raises InvalidInputError with one line otherwise)."""
-    try:
-        value = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"hyperparameters from {where} are not UTF-8 text: {exc.reason}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInputError(
-            f"hyperparameters from {where} are not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    if not isinstance(value, dict):
-        raise InvalidInputError(
-            f"hyperparameters from {where} must be a JSON object, got a JSON {type(value).__name__}"
-        )
-    return value
 
 
 def _read_local(path: Path) -> bytes:

@@ -27,7 +27,6 @@ the container reads any key name directly; local inputs are still uploaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -37,7 +36,8 @@ from typing import Any
 from dummy_training import contract
 from dummy_training.aws import join_s3, parse_s3_uri, translating
 from dummy_training.errors import InputNotFoundError, InvalidInputError
-from dummy_training.resolve import parse_hyperparameters
+from dummy_training.hyperparameters import parse_hyperparameters
+from dummy_training.local_ends import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -153,20 +153,12 @@ def _stage_s3(s3_client: Any, uri: str, filename: str, target_uri: str, what: st
     return target_uri
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(4 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _upload_if_changed(s3_client: Any, path: Path, target_uri: str) -> None:
     from boto3.s3.transfer import TransferConfig
 
     bucket, key = parse_s3_uri(target_uri)
     size = path.stat().st_size
-    digest = _sha256(path)
+    digest = sha256_file(path)
     try:
         with translating(f"check {target_uri}"):
             head = s3_client.head_object(Bucket=bucket, Key=key)

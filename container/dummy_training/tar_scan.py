@@ -14,11 +14,11 @@ is absolute or escapes, a member written through a symlink, a device or fifo, a 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from dummy_training.contract import ROOT_HYPERPARAMETERS_NAMES
 from dummy_training.errors import InvalidInputError
+from dummy_training.hyperparameters import parse_hyperparameters
 
 BLOCK = 512
 RECORD = 10240
@@ -298,13 +298,7 @@ class TarScanner:
         elif kind == b"g":
             self._global.update(_parse_pax(data, self.pos))
         else:  # b"H": the root hyperparameters.json
-            try:
-                value = json.loads(data)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise InvalidInputError(f"invalid archive member {self._current!r}: not valid JSON ({exc})") from None
-            if not isinstance(value, dict):
-                raise InvalidInputError(f"invalid archive member {self._current!r}: hyperparameters must be a JSON "
-                                        f"object, got {type(value).__name__}")
+            parse_hyperparameters(data, f"archive member {self._current!r}")
             self.root_hyperparameters = data
 
     # ---------------------------------------------------------------------------------- validation
