@@ -2,6 +2,7 @@
 """Repack benchmark (run by hand, not in CI): our CLI against gzip -dc, cp and extract-and-retar.
 
 usage: python benchmarks/bench_repack.py [--size-mb 1024] [--rounds 3] [--small-files 2000] [--no-baseline]
+                                        [--work-dir DIR]
 
 Builds its own data in benchmarks/data/ (git-ignored, reused across runs): a model directory with fp16-like
 weight shards (random bytes shaped to compress like fp16 weights: random low mantissa byte, a high byte with
@@ -14,8 +15,14 @@ root hyperparameters.json: the preserve case). Then runs, alternating, ``rounds`
   cp         cp model.tar.gz elsewhere
   inject     python -m dummy_training repack --model A --hyperparameters H --output-dir D
   preserve   the same on the archive that already has a root hyperparameters.json
+  inject --fsync / preserve --fsync   the same, durable against power loss (reported, not a target)
 
 and prints the median wall time and peak RSS of each (from wait4 on the child), and the target ratios.
+
+Every case writes to an output path that does not exist yet (the previous round's output is deleted before
+the clock starts, and the disk is synced), as a pipeline step's fresh output directory would be: replacing a
+1 GB file costs about 0.5 s of unlinking, which belongs to no case. ``--work-dir`` puts copies of the archives
+and the outputs on another filesystem (e.g. an XFS mount, where ``copy_file_range`` shares extents).
 """
 
 from __future__ import annotations
@@ -116,8 +123,14 @@ def prepare(size_mb: int, small_files: int) -> tuple[Path, Path, Path]:
 
 
 # ------------------------------------------------------------------------------------------- runs
-def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command (RSS from /usr/bin/time, else wait4 on the child)."""
+def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL, fresh: Path | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command (RSS from /usr/bin/time, else wait4 on the child).
+    ``fresh`` (the command's output file or directory) is deleted before the clock starts."""
+    if fresh is not None:
+        if fresh.is_dir():
+            shutil.rmtree(fresh)
+        else:
+            fresh.unlink(missing_ok=True)
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
         timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd] if TIME.exists() else cmd
         # Every case starts on a quiet disk: without this, the writeback of the previous case's output (cp, the
@@ -141,25 +154,41 @@ def main() -> None:
     ap.add_argument("--small-files", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-baseline", action="store_true", help="skip the (slow) extract-and-retar baseline")
+    ap.add_argument("--work-dir", type=Path, help="run on copies of the archives in this directory (another "
+                    "filesystem), outputs there too (default: benchmarks/data)")
     args = ap.parse_args()
 
     inject_in, preserve_in, hp = prepare(args.size_mb, args.small_files)
+    work = HERE / "data"
+    if args.work_dir is not None:
+        work = args.work_dir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        for src in (inject_in, preserve_in):
+            dst = work / src.name
+            if not dst.exists() or dst.stat().st_size != src.stat().st_size:
+                shutil.copy(src, dst)
+        inject_in, preserve_in = work / inject_in.name, work / preserve_in.name
+    print(f"filesystem: {filesystem_of(work)}")
     print(f"inject archive:   {inject_in} ({inject_in.stat().st_size / MB:.0f} MiB)")
     print(f"preserve archive: {preserve_in} ({preserve_in.stat().st_size / MB:.0f} MiB)")
     py = sys.executable
     results: dict[str, list[tuple[float, float]]] = {}
-    with tempfile.TemporaryDirectory(dir=HERE / "data", prefix="out-") as tmp:
+    with tempfile.TemporaryDirectory(dir=work, prefix="out-") as tmp:
         out = Path(tmp)
+
+        def ours(archive: Path, name: str, *extra: str) -> tuple[float, float]:
+            return run([py, "-m", "dummy_training", "-q", "repack", "--model", str(archive), "--hyperparameters",
+                        str(hp), "--output-dir", str(out / name), "--no-progress", *extra], fresh=out / name)
+
         cases = {
-            "baseline": lambda: run([py, "-c", BASELINE, str(inject_in), str(hp), str(out / "baseline.tar.gz")]),
+            "baseline": lambda: run([py, "-c", BASELINE, str(inject_in), str(hp), str(out / "baseline.tar.gz")],
+                                    fresh=out / "baseline.tar.gz"),
             "gzip -dc": lambda: run(["gzip", "-dc", str(inject_in)], stdout=subprocess.DEVNULL),
-            "cp": lambda: run(["cp", str(inject_in), str(out / "copy.tar.gz")]),
-            "inject": lambda: run([py, "-m", "dummy_training", "-q", "repack", "--model", str(inject_in),
-                                   "--hyperparameters", str(hp), "--output-dir", str(out / "inject"),
-                                   "--no-progress"]),
-            "preserve": lambda: run([py, "-m", "dummy_training", "-q", "repack", "--model", str(preserve_in),
-                                     "--hyperparameters", str(hp), "--output-dir", str(out / "preserve"),
-                                     "--no-progress"]),
+            "cp": lambda: run(["cp", str(inject_in), str(out / "copy.tar.gz")], fresh=out / "copy.tar.gz"),
+            "inject": lambda: ours(inject_in, "inject"),
+            "preserve": lambda: ours(preserve_in, "preserve"),
+            "inject --fsync": lambda: ours(inject_in, "inject-fsync", "--fsync"),
+            "preserve --fsync": lambda: ours(preserve_in, "preserve-fsync", "--fsync"),
         }
         if args.no_baseline:
             del cases["baseline"]
@@ -167,20 +196,35 @@ def main() -> None:
             for name, fn in cases.items():
                 wall, rss = fn()
                 results.setdefault(name, []).append((wall, rss))
-                print(f"round {r + 1}: {name:9s} {wall:7.2f} s  {rss:7.1f} MB", flush=True)
+                print(f"round {r + 1}: {name:16s} {wall:7.2f} s  {rss:7.1f} MB", flush=True)
         check = subprocess.run(["gzip", "-t", str(out / "inject" / "model.tar.gz")])
         same = (out / "preserve" / "model.tar.gz").read_bytes() == preserve_in.read_bytes()
         print(f"inject output passes gzip -t: {check.returncode == 0}; preserve output == input: {same}")
 
     med = {name: statistics.median(w for w, _ in v) for name, v in results.items()}
-    print(f"\n{'case':10s} {'median s':>9s} {'peak RSS MB':>12s}")
+    print(f"\n{'case':16s} {'median s':>9s} {'peak RSS MB':>12s}")
     for name, v in results.items():
-        print(f"{name:10s} {med[name]:9.2f} {max(r for _, r in v):12.1f}")
+        print(f"{name:16s} {med[name]:9.2f} {max(r for _, r in v):12.1f}")
     print()
     print(f"inject / gzip -dc   = {med['inject'] / med['gzip -dc']:.2f}   (target <= 0.5)")
     if "baseline" in med:
         print(f"baseline / inject   = {med['baseline'] / med['inject']:.1f}   (target >= 15)")
     print(f"preserve / gzip -dc = {med['preserve'] / med['gzip -dc']:.2f}   (target <= 0.5)")
+    print(f"with --fsync: inject / gzip -dc = {med['inject --fsync'] / med['gzip -dc']:.2f}, "
+          f"preserve / gzip -dc = {med['preserve --fsync'] / med['gzip -dc']:.2f}")
+
+
+def filesystem_of(path: Path) -> str:
+    """The type and mount point of the filesystem holding ``path`` (from /proc/mounts)."""
+    best = ("?", "")
+    try:
+        for line in Path("/proc/mounts").read_text().splitlines():
+            _, mount, fstype, *_ = line.split()
+            if str(path).startswith(mount) and len(mount) >= len(best[1]):
+                best = (fstype, mount)
+    except OSError:
+        pass
+    return f"{best[0]} at {best[1] or '?'}"
 
 
 if __name__ == "__main__":

@@ -254,3 +254,26 @@ def test_sigterm_leaves_no_partial_output(tmp_path: Path) -> None:
     assert proc.returncode == EXIT_INTERRUPTED, err
     assert "interrupted by SIGTERM" in err
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("argv", "env", "durable"), [
+    ((), {}, False),
+    (("--fsync",), {}, True),
+    ((), {contract.FSYNC_ENV: "1"}, True),
+], ids=["default", "flag", "env"])
+def test_fsync_flag_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: tuple[str, ...],
+                                    env: dict[str, str], durable: bool) -> None:
+    from dummy_training import local_ends
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(local_ends.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    monkeypatch.delenv(contract.FSYNC_ENV, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    model = make_archive(tmp_path / "model.tar.gz", MEMBERS)
+    code = cli.main(["repack", "--model", str(model), "--hyperparameters-json", '{"a": 1}',
+                     "--output-dir", str(tmp_path / "out"), "--no-progress", *argv])
+    assert code == 0
+    assert read_members(tmp_path / "out" / "model.tar.gz")["hyperparameters.json"] == b'{"a": 1}'
+    assert len(synced) == (2 if durable else 0)  # the file before the rename, the directory after it

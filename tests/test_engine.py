@@ -339,3 +339,43 @@ def test_cgroup_limit_caps_available_cpus(monkeypatch: pytest.MonkeyPatch) -> No
     assert engine.available_cpus() <= 1.5
     monkeypatch.setattr(engine, "_cgroup_cpu_limit", lambda: None)
     assert engine.available_cpus() >= 1
+
+
+class _RecordingSink:
+    """A LocalFileSink that records the copy_range calls the engine makes."""
+
+    def __init__(self, target: Path) -> None:
+        self.inner = LocalFileSink(target)
+        self.copies: list[tuple[int, int]] = []
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def copy_range(self, source: object, start: int, end: int) -> None:
+        self.copies.append((start, end))
+        self.inner.copy_range(source, start, end)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("generic", [False, True], ids=["parallel", "generic"])
+def test_background_copies_stay_block_aligned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              generic: bool) -> None:
+    """Every copy of the kept prefix made during the scan ends on a COPY_ALIGN multiple (so copy_file_range can
+    share extents on XFS/btrfs); only the last one ends at the exact splice point."""
+    monkeypatch.setattr(engine, "COPY_ALIGN", 64 << 10)
+    monkeypatch.setattr(gzip_scan, "KEPT_STEP", 256 << 10)
+    monkeypatch.setattr(gzip_scan, "PARALLEL_READ", 256 << 10)
+    data = make_model_archive(weights_size=3_000_000, small_files=50)
+    src_path = tmp_path / "in.tar.gz"
+    src_path.write_bytes(data)
+    sink = _RecordingSink(tmp_path / "out" / "model.tar.gz")
+    with LocalFileSource(src_path) as local:
+        source = RemoteLikeSource(local) if generic else local
+        result = engine.repack_archive(source, sink, NEW_HP)  # type: ignore[arg-type]
+        sink.inner.commit()
+    assert result.method == "splice"
+    assert len(sink.copies) >= 2, sink.copies
+    *background, last = sink.copies
+    assert all(end % (64 << 10) == 0 for _, end in background), background
+    assert [s for s, _ in sink.copies] == [0] + [e for _, e in sink.copies[:-1]]  # contiguous from 0
+    assert last[1] == result.kept_prefix
+    assert_injected(data, tmp_path / "out" / "model.tar.gz")

@@ -119,3 +119,39 @@ def test_disk_full_is_a_runtime_error_and_cleans_up(tmp_path: Path, monkeypatch:
                 sink.abort()
                 raise
     assert list(target.parent.iterdir()) == []
+
+
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        real_fsync(fd)
+
+    def fdatasync(fd: int) -> None:
+        calls.append(fd)
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(local_ends.os, "fsync", fsync)
+    monkeypatch.setattr(local_ends.os, "fdatasync", fdatasync)
+    return calls
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["default", "durable"])
+def test_fsync_only_when_durable(tmp_path: Path, source_file: Path, monkeypatch: pytest.MonkeyPatch,
+                                 durable: bool) -> None:
+    """By default the output is published by rename without fsync (as cp and gzip do); ``durable`` fsyncs the
+    file before the rename and the directory after it, and flushes copied bytes behind the copy."""
+    monkeypatch.setattr(local_ends, "FLUSH_STEP", 100_000)
+    calls = _count_fsyncs(monkeypatch)
+    target = tmp_path / "out" / "model.tar.gz"
+    with LocalFileSource(source_file) as src:
+        sink = LocalFileSink(target, durable=durable)
+        for start in range(0, 250_000, 100_000):
+            sink.copy_range(src, start, min(start + 100_000, 250_000))
+        sink.write(b"tail")
+        sink.commit()
+    assert target.read_bytes() == source_file.read_bytes()[:250_000] + b"tail"
+    # durable: 2 flush-behind fdatasyncs (every 100,000 copied bytes), the file, the directory
+    assert len(calls) == (4 if durable else 0)

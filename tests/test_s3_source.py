@@ -156,3 +156,28 @@ def test_versioned_read_without_version_permission_falls_back_to_the_etag(s3, bu
     assert b"".join(src.chunks()) == data
     assert not src.pin_version and "VersionId" not in src.copy_source()
     assert src.provenance()["version_id"] == src.version_id
+
+
+def test_a_signal_inside_an_http_call_is_not_retried_away(obj, moto_endpoint, monkeypatch) -> None:  # noqa: ANN001
+    """SIGTERM raises Interrupted wherever the main thread is, often inside botocore's HTTP send, which wraps any
+    ``Exception`` into a retryable HTTPClientError: the run then went on and exited 0. Interrupted must pass."""
+    import urllib3
+
+    from dummy_training.errors import Interrupted
+
+    uri, data = obj
+    with _open(uri, moto_endpoint) as src:
+        real = urllib3.connectionpool.HTTPConnectionPool.urlopen
+        calls: list[str] = []
+
+        def signal_once(self, method, url, *args, **kwargs):  # noqa: ANN001, ANN202
+            calls.append(method)
+            if len(calls) == 1:
+                raise Interrupted("interrupted by SIGTERM")
+            return real(self, method, url, *args, **kwargs)
+
+        monkeypatch.setattr(urllib3.connectionpool.HTTPConnectionPool, "urlopen", signal_once)
+        with pytest.raises(Interrupted):
+            src.pread(0, 100)
+        assert calls == ["GET"]  # not retried
+        assert src.pread(0, 100) == data[:100]

@@ -31,6 +31,7 @@ from typing import Any
 
 from dummy_training import contract
 from dummy_training.errors import (
+    USER_ERRORS,
     DummyTrainingError,
     Interrupted,
     InvalidInputError,
@@ -343,7 +344,7 @@ def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
         try:
             obj = resource.get()
             errors = 0
-        except DummyTrainingError:  # Interrupted (a signal during the request) is not an API error
+        except DummyTrainingError:  # our own errors are not API errors (Interrupted is a BaseException)
             raise
         except Exception as exc:
             if not _is_transient(exc) or errors >= policy.max_transient_errors:
@@ -582,7 +583,6 @@ def run_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: st
     import threading
 
     from dummy_training import cli, sagemaker_job
-    from dummy_training.errors import DummyTrainingError
 
     cli.setup_logging()
     if threading.current_thread() is threading.main_thread():
@@ -601,7 +601,7 @@ def run_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: st
     )
     try:
         result = launch(config, AckOptions(namespace=namespace or None))
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         print(f"dummy-training: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
     output_model.metadata.update({**result.metadata(), "status": result.status, "reused": result.reused})

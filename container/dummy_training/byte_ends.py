@@ -84,12 +84,14 @@ def open_source(location: str, *, endpoint_url: str | None = None) -> ByteSource
     return LocalFileSource(location)
 
 
-def open_sink(location: str, *, endpoint_url: str | None = None, source: ByteSource | None = None) -> Sink:
-    """Open a sink for a local file path or an ``s3://bucket/key`` URI (``source`` enables server-side copy)."""
+def open_sink(location: str, *, endpoint_url: str | None = None, source: ByteSource | None = None,
+              durable: bool = False) -> Sink:
+    """Open a sink for a local file path or an ``s3://bucket/key`` URI (``source`` enables server-side copy;
+    ``durable`` fsyncs a local file before and after publishing it; an S3 object is always durable)."""
     if is_s3_uri(location):
         from dummy_training.s3_ends import S3Sink
 
         return S3Sink.open(location, endpoint_url=endpoint_url, source=source)
     from dummy_training.local_ends import LocalFileSink
 
-    return LocalFileSink(location)
+    return LocalFileSink(location, durable=durable)

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from dummy_training import __version__
-from dummy_training.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, DummyTrainingError, Interrupted
+from dummy_training.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, USER_ERRORS, Interrupted
 
 log = logging.getLogger("dummy_training")
 
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install_signal_handlers()
     try:
         return int(args.func(args) or 0)
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         print(f"dummy-training: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -33,6 +33,9 @@ PROCESSING_OUTPUT_MODEL = "model"
 OPT_ML_ROOT_ENV = "DUMMY_TRAINING_OPT_ML_ROOT"
 DEFAULT_OPT_ML_ROOT = "/opt/ml"
 
+#: ``1`` makes a local output durable against power loss (fsync before and after the rename), like ``--fsync``.
+FSYNC_ENV = "DUMMY_TRAINING_FSYNC"
+
 #: The console script and the sub-command the remote job runs.
 CONSOLE_SCRIPT = "dummy-training"
 REPACK_COMMAND = "repack"
@@ -58,6 +61,10 @@ META_VERSION = "dummy-training-version"
 
 DECISION_INJECTED = "injected"
 DECISION_PRESERVED = "preserved"
+
+
+def fsync_requested() -> bool:
+    return os.environ.get(FSYNC_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 # --------------------------------------------------------------------------------------- paths

@@ -26,8 +26,9 @@ from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED
 from dummy_training.errors import DummyTrainingError, InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.gzip_scan import GZIP_MAGIC, GzipScan, inflate_from, scan_gzip, scan_gzip_parallel
 from dummy_training.reencode import CHUNK, reencode
+from dummy_training.scan_child import run_in_child
 from dummy_training.splice import build_tail, end_of_archive, tar_member
-from dummy_training.tar_scan import BLOCK, MemberInfo, TarScanner, checksum_ok
+from dummy_training.tar_scan import BLOCK, MemberInfo, TarScanner, all_zero, checksum_ok
 
 __all__ = ["EngineResult", "MemberInfo", "repack_archive"]
 
@@ -46,6 +47,7 @@ class EngineResult:
     output_size: int = 0
     kept_prefix: int = 0  # bytes of the input copied verbatim to the output
     gzip_members: int = 0  # 0 for plain tar
+    scanner: str = ""  # "rapidgzip" (parallel), "zlib-ng"/"zlib" (single thread), "tar" (plain tar)
 
 
 class _Progress:
@@ -63,6 +65,11 @@ class _Progress:
             self._callback(min(done, self._total), self._total)
 
 
+#: Background copies of the kept prefix end on a multiple of this, so input and output offsets stay
+#: block-aligned and ``copy_file_range`` can share extents (reflink) on XFS and btrfs instead of copying.
+COPY_ALIGN = 1 << 20
+
+
 class _PrefixCopier:
     """Copies the certainly-kept compressed prefix to the sink while the scan runs."""
 
@@ -72,20 +79,24 @@ class _PrefixCopier:
         self.copied = 0
 
     def advance(self, upto: int) -> None:
-        if upto > self.copied:
-            self.sink.copy_range(self.source, self.copied, upto)
-            self.copied = upto
+        """The first ``upto`` bytes are certainly kept: copy them, up to an aligned offset, in the background."""
+        self._copy_to(upto - upto % COPY_ALIGN)
 
     def exactly(self, upto: int) -> None:
         """Make the output hold exactly input[0:upto]."""
         if upto < self.copied:  # cannot happen with a consistent scan; stay correct anyway
             self.sink.reset()
             self.copied = 0
-        self.advance(upto)
+        self._copy_to(upto)
+
+    def _copy_to(self, upto: int) -> None:
+        if upto > self.copied:
+            self.sink.copy_range(self.source, self.copied, upto)
+            self.copied = upto
 
 
 def _looks_like_tar(head: bytes) -> bool:
-    return len(head) >= BLOCK and (not any(head[:BLOCK]) or checksum_ok(head[:BLOCK]))
+    return len(head) >= BLOCK and (all_zero(head[:BLOCK]) or checksum_ok(head[:BLOCK]))
 
 
 def _missing() -> InputNotFoundError:
@@ -128,9 +139,9 @@ def _appended(hyperparameters: bytes, end: int, mtime: float | None) -> bytes:
 
 
 def _result(tar: TarScanner, decision: str, method: str, *, uncompressed: int, input_size: int, output_size: int,
-            kept: int, gzip_members: int) -> EngineResult:
+            kept: int, gzip_members: int, scanner: str) -> EngineResult:
     return EngineResult(decision, method, tar.member_count, list(tar.members), uncompressed, input_size,
-                        output_size, kept, gzip_members)
+                        output_size, kept, gzip_members, scanner)
 
 
 def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
@@ -155,7 +166,7 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
     progress(source.size, force=True)
     output = sink.stats().get("bytes_written", 0) - written_before
     return _result(tar, decision, "reencode", uncompressed=source.size, input_size=source.size, output_size=output,
-                   kept=0, gzip_members=0)
+                   kept=0, gzip_members=0, scanner="tar")
 
 
 SCAN_THREADS_ENV = "DUMMY_TRAINING_SCAN_THREADS"
@@ -199,8 +210,10 @@ def _parallel_worthwhile() -> bool:
 def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> GzipScan:
     scan = None
     if source.local_path is not None and _parallel_worthwhile():
-        scan = scan_gzip_parallel(source, on_kept=copier.advance, on_progress=progress,
-                                  parallelization=PARALLEL_THREADS)
+        # in a child process under a memory budget: rapidgzip's memory grows with the compression ratio
+        scan = run_in_child(scan_gzip_parallel, source, on_kept=copier.advance, on_progress=progress,
+                            parallelization=PARALLEL_THREADS)
+        assert scan is None or isinstance(scan, GzipScan)
     if scan is None:
         scan = scan_gzip(source, on_kept=copier.advance, on_progress=progress)
     return scan
@@ -218,7 +231,8 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
         copier.exactly(size)
         progress(size, force=True)
         return _result(tar, DECISION_PRESERVED, "copy", uncompressed=scan.uncompressed_size, input_size=size,
-                       output_size=size, kept=size, gzip_members=scan.gzip_members)
+                       output_size=size, kept=size, gzip_members=scan.gzip_members,
+                       scanner=scan.scanner)
     if hyperparameters is None:
         raise _missing()
     appended = _appended(hyperparameters, end, mtime)
@@ -231,7 +245,8 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
         output = sink.stats().get("bytes_written", 0) - before
         progress(size, force=True)
         return _result(tar, DECISION_INJECTED, "reencode", uncompressed=scan.uncompressed_size, input_size=size,
-                       output_size=output, kept=0, gzip_members=scan.gzip_members)
+                       output_size=output, kept=0, gzip_members=scan.gzip_members,
+                       scanner=scan.scanner)
     kept = point.bit // 8
     copier.exactly(kept)
     last_byte = source.pread(kept, 1)[0] if point.bit % 8 else 0
@@ -241,4 +256,4 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
         output += len(piece)
     progress(size, force=True)
     return _result(tar, DECISION_INJECTED, "splice", uncompressed=scan.uncompressed_size, input_size=size,
-                   output_size=output, kept=kept, gzip_members=scan.gzip_members)
+                   output_size=output, kept=kept, gzip_members=scan.gzip_members, scanner=scan.scanner)

@@ -52,7 +52,16 @@ class JobStoppedError(DummyTrainingError):
     exit_code = EXIT_JOB_STOPPED
 
 
-class Interrupted(DummyTrainingError):
-    """SIGTERM/SIGINT arrived; cleanup has been done."""
+class Interrupted(BaseException):
+    """SIGTERM/SIGINT arrived; cleanup has been done.
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no library's ``except Exception`` swallows it:
+    botocore wraps any exception raised during an HTTP request into a retryable ``HTTPClientError``, so a
+    SIGTERM landing inside an S3 or SageMaker call was retried away and the run went on (exit 0). Catch it
+    together with ``DummyTrainingError`` (``USER_ERRORS``) where errors are reported."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+#: What the entry points report as one line with its ``exit_code``.
+USER_ERRORS = (DummyTrainingError, Interrupted)

@@ -26,7 +26,7 @@ from dummy_training.byte_ends import ByteSource
 from dummy_training.crc32_combine import crc32
 from dummy_training.deflate_blocks import WINDOW, BlockInflater, load_library
 from dummy_training.errors import InvalidInputError
-from dummy_training.tar_scan import TarScanner
+from dummy_training.tar_scan import TarScanner, all_zero
 
 GZIP_MAGIC = b"\x1f\x8b"
 READ_CHUNK = 1 << 20
@@ -113,7 +113,7 @@ class _Input:
 
     def rest_is_zero(self) -> bool:
         while not self.at_eof():
-            if any(memoryview(self.buf)[self.pos :]):
+            if not all_zero(memoryview(self.buf)[self.pos :]):
                 return False
             self.pos = len(self.buf)
         return True

@@ -40,7 +40,7 @@ def repack_into_artifact(
 ) -> dict[str, Any]:
     """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``); set and return its metadata."""
     from dummy_training import __version__
-    from dummy_training.errors import DummyTrainingError
+    from dummy_training.errors import USER_ERRORS
     from dummy_training.repack import run_repack
 
     setup_logging()
@@ -53,7 +53,7 @@ def repack_into_artifact(
             hyperparameters_json=hyperparameters_json or None,
             output_dir=str(out_dir),
         )
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
     except OSError as exc:
         fail(exc, 3)
@@ -75,7 +75,7 @@ def repack_into_artifact(
 
 def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, output_uri: str, endpoint_url: str) -> str:
     """Run the engine S3 to S3 (nothing downloaded into the pod); return the output URI."""
-    from dummy_training.errors import DummyTrainingError, InvalidInputError
+    from dummy_training.errors import USER_ERRORS, InvalidInputError
     from dummy_training.repack import run_repack
 
     setup_logging()
@@ -90,7 +90,7 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
             output_uri=output_uri,
             endpoint_url=endpoint_url or None,
         )
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
     log.info("output: %s (%s, %d members)", result.output, result.decision, result.member_count)
     return result.output
@@ -160,12 +160,12 @@ def check_s3_archive(uri: str, endpoint_url: str | None = None) -> dict[str, Any
 
 def check_model(model_path: str) -> str:
     """The check step's body: returns the hyperparameters as canonical JSON, fails the task when absent."""
-    from dummy_training.errors import DummyTrainingError
+    from dummy_training.errors import USER_ERRORS
 
     setup_logging()
     try:
         hyperparameters = check_archive(model_path)
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
     text = json.dumps(hyperparameters, sort_keys=True)
     log.info("check: %s has a root %s: %s", _archive_file(model_path), contract.HYPERPARAMETERS_FILENAME, text)
@@ -174,12 +174,12 @@ def check_model(model_path: str) -> str:
 
 def check_s3_model(model_s3_uri: str, endpoint_url: str = "") -> str:
     """The S3 check step's body: like ``check_model`` for an object in S3."""
-    from dummy_training.errors import DummyTrainingError
+    from dummy_training.errors import USER_ERRORS
 
     setup_logging()
     try:
         hyperparameters = check_s3_archive(model_s3_uri, endpoint_url)
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
     text = json.dumps(hyperparameters, sort_keys=True)
     log.info("check: %s has a root %s: %s", model_s3_uri, contract.HYPERPARAMETERS_FILENAME, text)

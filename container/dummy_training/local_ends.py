@@ -1,10 +1,17 @@
 """Local-file ends of the engine: a ByteSource over a file, and a Sink that publishes with an atomic rename.
 
 ``LocalFileSink`` writes ``.<name>.<random>.tmp`` beside the target. ``copy_range`` ranges are copied by a
-background thread (``os.copy_file_range`` when the source is a local file: the kernel copies, the GIL is
-released; plain read/write otherwise) straight to their final offsets, so ``write`` never waits for them.
-``commit`` waits for the copies, fsyncs, renames over the target and fsyncs the directory; ``abort`` removes
-the temp file. OS errors become ``RuntimeIOError`` with one clear line.
+background thread (``os.copy_file_range`` when the source is a local file: the kernel copies, or shares the
+extents on XFS/btrfs, and the GIL is released; plain read/write otherwise) straight to their final offsets, so
+``write`` never waits for them. ``commit`` waits for the copies and renames over the target: other processes
+see the old file or the whole new one, never a partial one. ``abort`` removes the temp file. OS errors become
+``RuntimeIOError`` with one clear line.
+
+Durability against power loss is opt-in (``durable=True``, the CLI's ``--fsync``), as with GNU gzip's
+``--synchronous``: the copied prefix is then flushed behind the copy, and the file and its directory are
+fsynced before and after the rename. A pipeline step does not need it (its output is uploaded from the page
+cache as soon as the step exits; a node crash re-runs the step), and on a 2-CPU machine the writeback of a
+1 GB output costs about 0.5-0.9 s of the step's wall time.
 """
 
 from __future__ import annotations
@@ -93,8 +100,9 @@ class LocalFileSource:
 class LocalFileSink:
     """A local output file written to a temp name beside the target and renamed over it on commit."""
 
-    def __init__(self, target: str | os.PathLike[str]) -> None:
+    def __init__(self, target: str | os.PathLike[str], *, durable: bool = False) -> None:
         self.target = Path(target)
+        self.durable = durable
         self.location = str(self.target)
         directory = self.target.parent
         try:
@@ -154,15 +162,17 @@ class LocalFileSink:
         self._wait()
         try:
             os.ftruncate(self._fd, self._offset)
-            os.fsync(self._fd)
+            if self.durable:
+                os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
             os.replace(self.temp_path, self.target)
-            dir_fd = os.open(self.target.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+            if self.durable:
+                dir_fd = os.open(self.target.parent, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
         except OSError as exc:
             raise _io_error("publish", self.location, exc) from None
         self._done = True
@@ -223,6 +233,8 @@ class LocalFileSink:
     def _flush_behind(self, n: int) -> None:
         """Write the copied prefix back to disk as it grows, in this background thread, so the commit's fsync
         finds only the tail left to flush (a ~1 GB fsync at the end cost 1.7 s of wall time)."""
+        if not self.durable:
+            return
         self._unsynced += n
         if self._unsynced >= FLUSH_STEP:
             os.fdatasync(self._fd)

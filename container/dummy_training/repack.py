@@ -45,6 +45,7 @@ class RepackResult:
     bytes_read: int = 0
     bytes_copied: int = 0
     bytes_written: int = 0
+    scanner: str = ""
 
     def summary(self) -> dict:
         """JSON-able summary (for --result-json and component metadata)."""
@@ -63,6 +64,7 @@ class RepackResult:
             "bytes_read": self.bytes_read,
             "bytes_copied": self.bytes_copied,
             "bytes_written": self.bytes_written,
+            "scanner": self.scanner,
         }
 
 
@@ -141,6 +143,7 @@ def run_repack(
     *,
     mtime: float | None = None,
     progress: bool = True,
+    fsync: bool | None = None,
 ) -> RepackResult:
     """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README."""
     from dummy_training.engine import repack_archive
@@ -161,7 +164,8 @@ def run_repack(
     source = open_source(model_res.location, endpoint_url=endpoint_url)
     try:
         log.info("input size: %s", human_bytes(source.size))
-        sink = open_sink(target, endpoint_url=endpoint_url, source=source)
+        sink = open_sink(target, endpoint_url=endpoint_url, source=source,
+                         durable=contract.fsync_requested() if fsync is None else fsync)
         reporter = Progress() if progress else None
         try:
             try:
@@ -184,8 +188,8 @@ def run_repack(
 
     _log_members(result)
     ratio = result.uncompressed_size / result.input_size if result.input_size else 0.0
-    log.info("total: %s uncompressed, %s compressed (ratio %.2f)", human_bytes(result.uncompressed_size),
-             human_bytes(result.input_size), ratio)
+    log.info("total: %s uncompressed, %s compressed (ratio %.2f); scanned with %s",
+             human_bytes(result.uncompressed_size), human_bytes(result.input_size), ratio, result.scanner)
     if result.decision == contract.DECISION_PRESERVED:
         log.info("decision: the archive has a root hyperparameters.json: preserved; output is the input byte for byte")
         if hp is not None:
@@ -217,4 +221,5 @@ def run_repack(
         bytes_read=bytes_read,
         bytes_copied=stats.get("bytes_copied", 0),
         bytes_written=stats.get("bytes_written", 0),
+        scanner=result.scanner,
     )

@@ -36,6 +36,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=contract.ENDPOINT_URL.help)
     p.add_argument("--result-json", metavar="PATH", help="also write a JSON summary of the result to PATH")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    p.add_argument("--fsync", action="store_true", default=None,
+                   help="make a local output durable against power loss: fsync the file and its directory "
+                        f"(default off, as in cp and gzip; or set {contract.FSYNC_ENV}=1). The output is "
+                        "published by an atomic rename either way")
     p.set_defaults(func=run)
 
 
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         output_uri=getattr(args, contract.OUTPUT_URI.name),
         endpoint_url=getattr(args, contract.ENDPOINT_URL.name),
         progress=not args.no_progress,
+        fsync=args.fsync,
     )
     if args.result_json:
         try:

@@ -37,6 +37,7 @@ from typing import Any
 
 from dummy_training import aws, contract, processing_job, staging
 from dummy_training.errors import (
+    USER_ERRORS,
     DummyTrainingError,
     Interrupted,
     InvalidInputError,
@@ -579,7 +580,7 @@ def run_kfp_component(config: LaunchConfig, output_model: Any, *, download: bool
         config.model_output_dir = output_model.path
     try:
         result = launch(config)
-    except DummyTrainingError as exc:
+    except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
     if not download:
         output_model.uri = result.model_s3_uri

@@ -1,0 +1,175 @@
+"""The parallel scan in a forked child under a memory budget: events, results, errors, budget and interruption."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from archives import build_tar, file, make_model_archive
+from engine_helpers import members, repack_bytes
+
+from dummy_training import engine, scan_child
+from dummy_training.errors import Interrupted, InvalidInputError
+from dummy_training.local_ends import LocalFileSource
+from dummy_training.scan_child import run_in_child
+
+NEW_HP = b'{"epochs": "3"}'
+
+
+@pytest.fixture(autouse=True)
+def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: True)
+    monkeypatch.delenv(scan_child.BUDGET_ENV, raising=False)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def logged() -> Iterator[_Lines]:
+    """What the engine logs (the CLI's logging setup stops propagation to pytest's caplog)."""
+    handler = _Lines()
+    logger = logging.getLogger("dummy_training.engine")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def _source(tmp_path: Path, data: bytes = b"x" * 100) -> LocalFileSource:
+    path = tmp_path / "in.bin"
+    path.write_bytes(data)
+    return LocalFileSource(path)
+
+
+def test_events_and_result_come_back_from_the_child(tmp_path: Path) -> None:
+    def scanner(source: LocalFileSource, *, on_kept, on_progress, factor: int):  # noqa: ANN001, ANN202
+        on_progress(10)
+        on_kept(5)
+        on_kept(7)
+        return {"pid": os.getpid(), "size": source.size * factor}
+
+    kept: list[int] = []
+    progress: list[int] = []
+    with _source(tmp_path) as src:
+        result = run_in_child(scanner, src, on_kept=kept.append, on_progress=progress.append, factor=3)
+    assert isinstance(result, dict)
+    assert result["size"] == 300
+    assert result["pid"] != os.getpid()  # it ran in another process
+    assert kept == [5, 7] and progress == [10]
+
+
+def test_the_engines_errors_are_raised_in_the_parent(tmp_path: Path) -> None:
+    def scanner(source: LocalFileSource, **_: object) -> None:
+        raise InvalidInputError("member 'evil' escapes the archive root")
+
+    with _source(tmp_path) as src, pytest.raises(InvalidInputError, match="escapes the archive root"):
+        run_in_child(scanner, src, on_kept=None, on_progress=None)
+
+
+def test_a_child_that_dies_means_none_and_a_warning(tmp_path: Path, logged: _Lines) -> None:
+    def scanner(source: LocalFileSource, *, on_kept, **_: object) -> None:  # noqa: ANN001
+        on_kept(1)
+        os._exit(3)
+
+    with _source(tmp_path) as src:
+        assert run_in_child(scanner, src, on_kept=lambda n: None, on_progress=None) is None
+    assert "ended unexpectedly (exit status 3)" in logged.text
+
+
+def test_going_over_the_budget_ends_the_child(tmp_path: Path, logged: _Lines) -> None:
+    def scanner(source: LocalFileSource, **_: object) -> bytes:
+        hog = []
+        for _ in range(64):  # up to 256 MiB, touched, in 4 MiB steps
+            hog.append(bytearray(os.urandom(16)) * (1 << 18))
+            time.sleep(0.005)
+        return b"never"
+
+    with _source(tmp_path) as src:
+        assert run_in_child(scanner, src, on_kept=None, on_progress=None, budget=16 << 20) is None
+    assert "memory budget of 16 MiB" in logged.text
+
+
+def test_an_interrupted_parent_kills_the_child(tmp_path: Path) -> None:
+    child: list[int] = []
+
+    def scanner(source: LocalFileSource, *, on_kept, **_: object) -> None:  # noqa: ANN001
+        on_kept(os.getpid())
+        time.sleep(60)
+
+    def interrupt(pid: int) -> None:
+        child.append(pid)
+        raise Interrupted("interrupted by SIGTERM")
+
+    started = time.monotonic()
+    with _source(tmp_path) as src, pytest.raises(Interrupted):
+        run_in_child(scanner, src, on_kept=interrupt, on_progress=None)
+    assert time.monotonic() - started < 30
+    with pytest.raises(ProcessLookupError):  # killed and reaped: no process, no zombie
+        os.kill(child[0], 0)
+
+
+def test_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert scan_child.budget_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "64")
+    assert scan_child.budget_bytes() == 64 << 20
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "lots")
+    assert scan_child.budget_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
+
+
+def _compressible_archive() -> bytes:
+    """About 1000:1 where the zeros are: the kind of input that makes rapidgzip's memory explode."""
+    tar = build_tar([file("tokenizer.json", b'{"vocab": 1}'), file("zeros.bin", bytes(48 << 20)),
+                     file("weights.bin", os.urandom(200_000))])
+    return gzip.compress(tar, 6)
+
+
+def test_engine_falls_back_to_the_single_thread_scanner_over_budget(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   logged: _Lines) -> None:
+    data = _compressible_archive()
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "4")
+    result, out = repack_bytes(data, tmp_path / "small", NEW_HP)
+    assert "memory budget of 4 MiB" in logged.text
+    assert result.scanner in ("zlib-ng", "zlib") and result.method == "splice"
+    assert members(out.read_bytes())[:-1] == members(data)
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "4096")
+    roomy, out2 = repack_bytes(data, tmp_path / "roomy", NEW_HP)
+    assert roomy.scanner == "rapidgzip"
+    assert out2.read_bytes() == out.read_bytes()  # the same bytes whichever scanner decided
+
+
+def test_engine_uses_the_parallel_scanner_for_an_ordinary_archive(tmp_path: Path) -> None:
+    result, _ = repack_bytes(make_model_archive(weights_size=2_000_000), tmp_path, NEW_HP)
+    assert result.scanner == "rapidgzip"
+
+
+def test_sigterm_handler_is_reset_in_the_child(tmp_path: Path) -> None:
+    def scanner(source: LocalFileSource, **_: object) -> object:
+        return signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+
+    previous = signal.signal(signal.SIGTERM, lambda *a: None)
+    try:
+        with _source(tmp_path) as src:
+            got = run_in_child(scanner, src, on_kept=None, on_progress=None)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert got == (signal.SIG_DFL, signal.SIG_IGN)
