@@ -17,7 +17,8 @@ root hyperparameters.json: the preserve case). Then runs, alternating, ``rounds`
   preserve   the same on the archive that already has a root hyperparameters.json
   inject --fsync / preserve --fsync   the same, durable against power loss (reported, not a target)
 
-and prints the median wall time and peak RSS of each (from wait4 on the child), and the target ratios.
+and prints the median wall time and peak memory of each (PSS summed over the process tree: the parallel scan
+runs in a child process), and the target ratios.
 
 Every case writes to an output path that does not exist yet (the previous round's output is deleted before
 the clock starts, and the disk is synced), as a pipeline step's fresh output directory would be: replacing a
@@ -36,13 +37,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 MB = 1 << 20
-TIME = Path("/usr/bin/time")
 
 BASELINE = r"""
 import shutil, sys, tarfile, tempfile, os
@@ -123,29 +124,63 @@ def prepare(size_mb: int, small_files: int) -> tuple[Path, Path, Path]:
 
 
 # ------------------------------------------------------------------------------------------- runs
+def _tree_rss_kib(pid: int) -> int:
+    """Memory of ``pid`` plus all its descendants (KiB): the sum of their proportional set sizes (a page shared
+    by a parent and its forked child counts once overall; RSS where smaps_rollup is missing)."""
+    total = 0
+    stack = [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            total += _pss_kib(p)
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
 def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL, fresh: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command (RSS from /usr/bin/time, else wait4 on the child).
-    ``fresh`` (the command's output file or directory) is deleted before the clock starts."""
+    """Wall seconds and peak memory (MB) of one command and everything it forks: the larger of the summed PSS of
+    the process tree sampled every 20 ms and the largest single process's peak RSS from wait4. ``fresh`` (the command's
+    output file or directory) is deleted before the clock starts."""
     if fresh is not None:
         if fresh.is_dir():
             shutil.rmtree(fresh)
         else:
             fresh.unlink(missing_ok=True)
-    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
-        timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *cmd] if TIME.exists() else cmd
-        # Every case starts on a quiet disk: without this, the writeback of the previous case's output (cp, the
-        # baseline's extracted tree) competes with whatever the next case writes or fsyncs.
-        os.sync()
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(timed, stdout=stdout, stderr=subprocess.DEVNULL, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            raise SystemExit(f"command failed ({code}): {' '.join(cmd)}")
-        text = rss_file.read().strip().splitlines()
-        kib = int(text[-1]) if text and text[-1].isdigit() else usage.ru_maxrss
-    return wall, kib / 1024
+    # Every case starts on a quiet disk: without this, the writeback of the previous case's output (cp, the
+    # baseline's extracted tree) competes with whatever the next case writes or fsyncs.
+    os.sync()
+    peak = [0]
+    done = threading.Event()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.DEVNULL, cwd=REPO)
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"command failed ({code}): {' '.join(cmd)}")
+    return wall, max(peak[0], usage.ru_maxrss) / 1024
 
 
 def main() -> None:

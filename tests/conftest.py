@@ -35,6 +35,9 @@ def _isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
         monkeypatch.delenv(name, raising=False)
     for name, value in FAKE_AWS_ENV.items():
         monkeypatch.setenv(name, value)
+    # The parallel scan's memory limit counts this process's RSS, and pytest's is large: give it room (tests
+    # of the limit itself set their own).
+    monkeypatch.setenv("DUMMY_TRAINING_MEMORY_MB", "4096")
     empty = tmp_path_factory.getbasetemp() / "empty-aws-config"
     empty.touch()
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))

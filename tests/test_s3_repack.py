@@ -18,7 +18,7 @@ import pytest
 from archives import HOSTILE_ARCHIVES, HYPERPARAMETERS_BYTES, MTIME, make_model_archive
 from s3_helpers import MiB, Recorder, big_model, object_exists, open_uploads, read
 
-from dummy_training import contract, s3_ends
+from dummy_training import contract, engine, s3_ends
 from dummy_training.errors import DummyTrainingError, InvalidInputError
 from dummy_training.repack import run_repack
 
@@ -56,8 +56,13 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("scanner", ["rapidgzip", "zlib-ng"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_s3_to_s3_matches_the_local_path_byte_for_byte(case, s3, bucket, moto_endpoint, tmp_path) -> None:  # noqa: ANN001
+def test_s3_to_s3_matches_the_local_path_byte_for_byte(case, scanner, s3, bucket, moto_endpoint, tmp_path,  # noqa: ANN001
+                                                       monkeypatch) -> None:  # noqa: ANN001
+    """Both scanners over S3 (rapidgzip over ranged GETs in a child process, or the single-thread one) give the
+    local path's bytes."""
+    monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: scanner == "rapidgzip")
     build, has_hp = CASES[case]
     data = build()
     uri = _put(s3, bucket, "in/model.tar.gz", data)
@@ -65,6 +70,9 @@ def test_s3_to_s3_matches_the_local_path_byte_for_byte(case, s3, bucket, moto_en
     result = run_repack(model=uri, hyperparameters_json=HP, output_uri=f"s3://{bucket}/out/",
                         endpoint_url=moto_endpoint, mtime=MTIME, progress=False)
     uploaded = s3_ends.TRAFFIC.bytes_uploaded
+    assert result.scanner == scanner
+    if scanner == "rapidgzip":  # the child's reads are counted too
+        assert result.bytes_read >= len(data)
     assert result.output == f"s3://{bucket}/out/model.tar.gz"
     out = read(s3, bucket, "out/model.tar.gz")
     assert out == _local(tmp_path, data, case, hyperparameters_json=HP)

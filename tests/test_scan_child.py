@@ -25,7 +25,6 @@ NEW_HP = b'{"epochs": "3"}'
 @pytest.fixture(autouse=True)
 def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: True)
-    monkeypatch.delenv(scan_child.BUDGET_ENV, raising=False)
 
 
 class _Lines(logging.Handler):
@@ -127,17 +126,29 @@ def test_an_interrupted_parent_kills_the_child(tmp_path: Path) -> None:
         os.kill(child[0], 0)
 
 
-def test_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert scan_child.budget_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
-    monkeypatch.setenv(scan_child.BUDGET_ENV, "64")
-    assert scan_child.budget_bytes() == 64 << 20
+def test_budget_is_the_limit_minus_what_this_process_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(scan_child.BUDGET_ENV)
+    assert scan_child.limit_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
     monkeypatch.setenv(scan_child.BUDGET_ENV, "lots")
-    assert scan_child.budget_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
+    assert scan_child.limit_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "3000")
+    held = scan_child._current_rss_bytes()
+    budget = scan_child.budget_bytes()
+    assert abs(budget - ((3000 << 20) - held - (scan_child.MARGIN_MB << 20))) < 8 << 20
+
+
+def test_no_parallel_scan_without_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logged: _Lines) -> None:
+    """pytest's own RSS is well past 100 MiB: with a 100 MiB limit there is no room for the child at all."""
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "100")
+    data = make_model_archive(weights_size=500_000)
+    result, _ = repack_bytes(data, tmp_path, NEW_HP)
+    assert result.scanner in ("zlib-ng", "zlib")
+    assert "not enough memory for the parallel scan" in logged.text
 
 
 def _compressible_archive() -> bytes:
     """About 1000:1 where the zeros are: the kind of input that makes rapidgzip's memory explode."""
-    tar = build_tar([file("tokenizer.json", b'{"vocab": 1}'), file("zeros.bin", bytes(48 << 20)),
+    tar = build_tar([file("tokenizer.json", b'{"vocab": 1}'), file("zeros.bin", bytes(160 << 20)),
                      file("weights.bin", os.urandom(200_000))])
     return gzip.compress(tar, 6)
 
@@ -146,9 +157,10 @@ def test_engine_falls_back_to_the_single_thread_scanner_over_budget(tmp_path: Pa
                                                                    monkeypatch: pytest.MonkeyPatch,
                                                                    logged: _Lines) -> None:
     data = _compressible_archive()
-    monkeypatch.setenv(scan_child.BUDGET_ENV, "4")
+    held = scan_child._current_rss_bytes() >> 20
+    monkeypatch.setenv(scan_child.BUDGET_ENV, str(held + scan_child.MARGIN_MB + scan_child.MIN_GROWTH_MB + 8))
     result, out = repack_bytes(data, tmp_path / "small", NEW_HP)
-    assert "memory budget of 4 MiB" in logged.text
+    assert "parallel scan passed its memory budget" in logged.text
     assert result.scanner in ("zlib-ng", "zlib") and result.method == "splice"
     assert members(out.read_bytes())[:-1] == members(data)
     monkeypatch.setenv(scan_child.BUDGET_ENV, "4096")

@@ -24,7 +24,14 @@ from pathlib import Path
 from dummy_training.byte_ends import ByteSource, Sink
 from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED
 from dummy_training.errors import DummyTrainingError, InputNotFoundError, InvalidInputError, RuntimeIOError
-from dummy_training.gzip_scan import GZIP_MAGIC, GzipScan, inflate_from, scan_gzip, scan_gzip_parallel
+from dummy_training.gzip_scan import (
+    GZIP_MAGIC,
+    REMOTE_READ_BLOCK,
+    GzipScan,
+    inflate_from,
+    scan_gzip,
+    scan_gzip_parallel,
+)
 from dummy_training.reencode import CHUNK, reencode
 from dummy_training.scan_child import run_in_child
 from dummy_training.splice import build_tail, end_of_archive, tar_member
@@ -207,12 +214,35 @@ def _parallel_worthwhile() -> bool:
     return available_cpus() >= PARALLEL_THREADS - 0.5
 
 
+#: Ranged GETs in flight while a remote source feeds the parallel scanner (REMOTE_READ_BLOCK bytes each).
+REMOTE_READS_IN_FLIGHT = 6
+
+
+def _scan_remote_parallel(source: ByteSource, **kwargs: object) -> GzipScan | None:
+    """The parallel scan of a remote source, in the child: through a client of its own (see scan_child)."""
+    fresh = source.reopened(get_part_size=REMOTE_READ_BLOCK,  # type: ignore[attr-defined]
+                            gets_in_flight=REMOTE_READS_IN_FLIGHT)
+    try:
+        scan = scan_gzip_parallel(fresh, read_block=REMOTE_READ_BLOCK, **kwargs)  # type: ignore[arg-type]
+        if scan is not None:
+            scan.bytes_read = fresh.bytes_read
+        return scan
+    finally:
+        fresh.close()
+
+
 def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> GzipScan:
     scan = None
-    if source.local_path is not None and _parallel_worthwhile():
+    if _parallel_worthwhile():
         # in a child process under a memory budget: rapidgzip's memory grows with the compression ratio
-        scan = run_in_child(scan_gzip_parallel, source, on_kept=copier.advance, on_progress=progress,
-                            parallelization=PARALLEL_THREADS)
+        if source.local_path is not None:
+            scan = run_in_child(scan_gzip_parallel, source, on_kept=copier.advance, on_progress=progress,
+                                parallelization=PARALLEL_THREADS)
+        elif hasattr(source, "reopened"):  # an S3 object: rapidgzip over ranged GETs
+            scan = run_in_child(_scan_remote_parallel, source, on_kept=copier.advance, on_progress=progress,
+                                parallelization=PARALLEL_THREADS)
+            if isinstance(scan, GzipScan) and hasattr(source, "bytes_read"):
+                source.bytes_read += scan.bytes_read
         assert scan is None or isinstance(scan, GzipScan)
     if scan is None:
         scan = scan_gzip(source, on_kept=copier.advance, on_progress=progress)

@@ -161,8 +161,10 @@ class S3Source:
     """An S3 object as a ByteSource, pinned to the ETag (and VersionId) seen when it was opened."""
 
     def __init__(self, client: Any, bucket: str, key: str, *, size: int, etag: str, version_id: str | None,
-                 get_part_size: int | None = None, gets_in_flight: int | None = None) -> None:
+                 get_part_size: int | None = None, gets_in_flight: int | None = None,
+                 endpoint_url: str | None = None) -> None:
         self.client = client
+        self.endpoint_url = endpoint_url
         self.bucket = bucket
         self.key = key
         self.location = aws.s3_uri(bucket, key)
@@ -197,7 +199,16 @@ class S3Source:
         except BotoCoreError as exc:
             raise aws.translate_error(exc, what) from None
         return cls(client, bucket, key, size=int(head["ContentLength"]), etag=head["ETag"],
-                   version_id=head.get("VersionId"), **kwargs)
+                   version_id=head.get("VersionId"), endpoint_url=endpoint_url, **kwargs)
+
+    def reopened(self, *, get_part_size: int | None = None, gets_in_flight: int | None = None) -> S3Source:
+        """The same pinned object (ETag, VersionId) through a new client and no threads, for a forked child
+        process: a client's pooled sockets and a thread pool do not survive a fork."""
+        fresh = S3Source(make_client(self.endpoint_url), self.bucket, self.key, size=self.size, etag=self.etag,
+                         version_id=self.version_id, get_part_size=get_part_size or self.get_part_size,
+                         gets_in_flight=gets_in_flight or self.gets_in_flight, endpoint_url=self.endpoint_url)
+        fresh.pin_version = self.pin_version
+        return fresh
 
     # --------------------------------------------------------------------------- ByteSource
     @property

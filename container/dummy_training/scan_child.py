@@ -32,11 +32,14 @@ from dummy_training.errors import DummyTrainingError
 
 log = logging.getLogger("dummy_training.engine")
 
-#: Memory budget of the parallel scan: MiB the child's peak RSS may grow beyond what it had when forked (the
-#: interpreter it shares with the parent, about 40 MB for the CLI). Past it, the single-thread scanner takes
-#: over. 40 + 208 keeps the whole step under 256 MB.
-BUDGET_ENV = "DUMMY_TRAINING_SCAN_MEMORY_MB"
-DEFAULT_BUDGET_MB = 208
+#: Memory the whole step may use while the parallel scan runs (MiB). The child's RSS may grow by this minus the
+#: parent's RSS at the fork (the interpreter they share: about 40 MB for a local run, 70 MB with boto3) minus
+#: MARGIN_MB for what the parent allocates meanwhile; past it, the single-thread scanner takes over.
+BUDGET_ENV = "DUMMY_TRAINING_MEMORY_MB"
+DEFAULT_BUDGET_MB = 256
+MARGIN_MB = 16
+#: Below this much room the parallel scan is not even tried.
+MIN_GROWTH_MB = 64
 #: How often the watchdog looks at the child's peak RSS; decoding zeros, 2 threads add at most ~10 MB meanwhile.
 POLL_SECONDS = 0.002
 
@@ -47,10 +50,16 @@ _PR_SET_PDEATHSIG = 1
 Scanner = Callable[..., object]
 
 
-def budget_bytes() -> int:
+def limit_bytes() -> int:
+    """The step's memory limit while scanning, from ``DUMMY_TRAINING_MEMORY_MB``."""
     raw = os.environ.get(BUDGET_ENV, "").strip()
     mb = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_BUDGET_MB
     return mb << 20
+
+
+def budget_bytes() -> int:
+    """How much the child's RSS may grow: the limit minus this process's RSS now, minus a margin."""
+    return limit_bytes() - _current_rss_bytes() - (MARGIN_MB << 20)
 
 
 def _peak_rss_bytes() -> int:
@@ -107,7 +116,12 @@ def run_in_child(
     over budget or failed (the caller then scans another way)."""
     if sys.platform != "linux" or not hasattr(os, "fork"):
         return None
-    budget = budget_bytes() if budget is None else budget
+    if budget is None:
+        budget = budget_bytes()
+        if budget < MIN_GROWTH_MB << 20:
+            log.info("not enough memory for the parallel scan (%s=%d MiB, %d MiB in use): scanning with the "
+                     "single-thread scanner", BUDGET_ENV, limit_bytes() >> 20, _current_rss_bytes() >> 20)
+            return None
     recv, send = Pipe(duplex=False)
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
@@ -146,7 +160,7 @@ def run_in_child(
     code = os.waitstatus_to_exitcode(status)
     if code == EXIT_OVER_BUDGET:
         log.info("parallel scan passed its memory budget of %d MiB (highly compressible data); scanning with "
-                 "the single-thread scanner instead (set %s to change the budget)", budget >> 20, BUDGET_ENV)
+                 "the single-thread scanner instead (%s sets the step's limit)", budget >> 20, BUDGET_ENV)
     else:
         log.warning("parallel scan ended unexpectedly (exit status %d); scanning with the single-thread scanner",
                     code)
