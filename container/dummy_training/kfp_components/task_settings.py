@@ -37,7 +37,8 @@ class Resources:
     memory_limit: str
 
 
-#: The engine streams (tens of MB of memory whatever the model size); the limit leaves room for the executor.
+#: The engine streams (at most DUMMY_TRAINING_MEMORY_MB, 256 MB, whatever the model); the limit leaves room for the
+#: executor.
 REPACK_RESOURCES = Resources(cpu_request="500m", cpu_limit="2", memory_request="512Mi", memory_limit="2Gi")
 #: Launchers and checks: a Python process waiting on an API or reading a stream.
 SMALL_RESOURCES = Resources(cpu_request="100m", cpu_limit="1", memory_request="256Mi", memory_limit="1Gi")
