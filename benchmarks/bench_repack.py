@@ -237,7 +237,7 @@ def main() -> None:
         print(f"inject output passes gzip -t: {check.returncode == 0}; preserve output == input: {same}")
 
     med = {name: statistics.median(w for w, _ in v) for name, v in results.items()}
-    print(f"\n{'case':16s} {'median s':>9s} {'peak RSS MB':>12s}")
+    print(f"\n{'case':16s} {'median s':>9s} {'peak mem MB':>12s}")
     for name, v in results.items():
         print(f"{name:16s} {med[name]:9.2f} {max(r for _, r in v):12.1f}")
     print()

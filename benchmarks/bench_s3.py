@@ -173,6 +173,7 @@ def main() -> None:
                                         "--endpoint-url", endpoint, "--no-progress", "--result-json", result.name], env)
                     summary = json.loads(Path(result.name).read_text())
                 results[case] = (wall, rss, summary["bytes_written"], summary["publish_seconds"])
+                print(f"  {size} MiB {case}: scanned with {summary['scanner']}", flush=True)
                 assert summary["decision"] == {"inject": "injected", "preserve": "preserved"}[case], summary
             if not args.no_sdk:
                 wall, rss, out = run([py, "-c", SDK_STYLE, endpoint, BUCKET, f"{size}/model.tar.gz",
