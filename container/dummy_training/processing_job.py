@@ -50,16 +50,11 @@ def validate_job_name(name: str) -> str:
     return name
 
 
-@dataclass
-class ProcessingJobSpec:
-    """Everything that defines one remote run of the repack step."""
+@dataclass(kw_only=True)
+class JobSettings:
+    """How a job runs: instances, limits, encryption, network, environment, tags, S3-direct mode. Shared by the
+    launcher's ``LaunchConfig`` and the ``ProcessingJobSpec`` it builds."""
 
-    job_name: str
-    role_arn: str
-    image_uri: str
-    model_s3_uri: str
-    output_s3_uri: str
-    hyperparameters_s3_uri: str | None = None
     instance_type: str = contract.DEFAULT_INSTANCE_TYPE
     instance_count: int = contract.DEFAULT_INSTANCE_COUNT
     volume_size_gb: int = contract.DEFAULT_VOLUME_SIZE_GB
@@ -73,6 +68,18 @@ class ProcessingJobSpec:
     environment: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     s3_direct: bool = False
+
+
+@dataclass(kw_only=True)
+class ProcessingJobSpec(JobSettings):
+    """Everything that defines one remote run of the repack step."""
+
+    job_name: str
+    role_arn: str
+    image_uri: str
+    model_s3_uri: str
+    output_s3_uri: str
+    hyperparameters_s3_uri: str | None = None
 
     def validate(self) -> None:
         validate_job_name(self.job_name)

@@ -31,7 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from dummy_training.errors import (
     JobStoppedError,
     RuntimeIOError,
 )
-from dummy_training.processing_job import ProcessingJobSpec
+from dummy_training.processing_job import JobSettings, ProcessingJobSpec
 
 log = logging.getLogger(__name__)
 remote_log = logging.getLogger("dummy_training.remote")
@@ -86,9 +86,10 @@ def logs_console_url(region: str, job_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- config
-@dataclass
-class LaunchConfig:
-    """Everything the launcher needs; field names are the CLI flags and the component inputs."""
+@dataclass(kw_only=True)
+class LaunchConfig(JobSettings):
+    """Everything the launcher needs (the job settings plus where the inputs are and how to wait); field names
+    are the CLI flags and the component inputs."""
 
     model: str
     role_arn: str
@@ -103,19 +104,6 @@ class LaunchConfig:
     job_name: str | None = None
     #: parts the default job name is derived from (KFP run id, task id); ignored when job_name is given
     job_name_parts: tuple[str, ...] = ()
-    instance_type: str = contract.DEFAULT_INSTANCE_TYPE
-    instance_count: int = contract.DEFAULT_INSTANCE_COUNT
-    volume_size_gb: int = contract.DEFAULT_VOLUME_SIZE_GB
-    max_runtime_seconds: int = contract.DEFAULT_MAX_RUNTIME_SECONDS
-    volume_kms_key_id: str | None = None
-    output_kms_key_id: str | None = None
-    subnets: list[str] = field(default_factory=list)
-    security_group_ids: list[str] = field(default_factory=list)
-    enable_network_isolation: bool = False
-    enable_inter_container_traffic_encryption: bool = False
-    environment: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    s3_direct: bool = False
     #: download the repacked model.tar.gz into this directory when the job completed
     model_output_dir: str | None = None
     #: overall wait before the job is stopped; None -> max_runtime_seconds + TIMEOUT_MARGIN
@@ -177,6 +165,9 @@ class LaunchResult:
 def build_spec(config: LaunchConfig, job_name: str, staged: staging.StagedInputs | None = None) -> ProcessingJobSpec:
     """The ProcessingJobSpec for ``job_name``; without ``staged`` the model URI is a placeholder (validation)."""
     model_uri = staged.model_s3_uri if staged else "s3://placeholder/model.tar.gz"
+    settings = {f.name: _own_copy(getattr(config, f.name)) for f in fields(JobSettings)}
+    for key in ("volume_kms_key_id", "output_kms_key_id"):  # an empty input means no key
+        settings[key] = settings[key] or None
     return ProcessingJobSpec(
         job_name=job_name,
         role_arn=config.role_arn,
@@ -184,20 +175,15 @@ def build_spec(config: LaunchConfig, job_name: str, staged: staging.StagedInputs
         model_s3_uri=model_uri,
         output_s3_uri=output_prefix_for(config, job_name),
         hyperparameters_s3_uri=staged.hyperparameters_s3_uri if staged else None,
-        instance_type=config.instance_type,
-        instance_count=config.instance_count,
-        volume_size_gb=config.volume_size_gb,
-        max_runtime_seconds=config.max_runtime_seconds,
-        volume_kms_key_id=config.volume_kms_key_id or None,
-        output_kms_key_id=config.output_kms_key_id or None,
-        subnets=list(config.subnets),
-        security_group_ids=list(config.security_group_ids),
-        enable_network_isolation=config.enable_network_isolation,
-        enable_inter_container_traffic_encryption=config.enable_inter_container_traffic_encryption,
-        environment=dict(config.environment),
-        tags=dict(config.tags),
-        s3_direct=config.s3_direct,
+        **settings,
     )
+
+
+def _own_copy(value: Any) -> Any:
+    """Lists (or tuples) and dicts copied, so the spec shares no mutable state with the config."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return dict(value) if isinstance(value, dict) else value
 
 
 def output_prefix_for(config: LaunchConfig, job_name: str) -> str:
