@@ -24,6 +24,7 @@ import resource
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, Pipe
 
@@ -75,10 +76,9 @@ def _current_rss_bytes() -> int:
 
 
 def _watchdog(limit: int) -> None:
-    stop = threading.Event()
-    while not stop.wait(POLL_SECONDS):
-        if _peak_rss_bytes() > limit:
-            os._exit(EXIT_OVER_BUDGET)
+    while _peak_rss_bytes() <= limit:
+        time.sleep(POLL_SECONDS)
+    os._exit(EXIT_OVER_BUDGET)
 
 
 def _child(send: Connection, scanner: Scanner, source: ByteSource, budget: int, kwargs: dict) -> None:
