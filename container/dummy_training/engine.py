@@ -164,12 +164,13 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
     written_before = sink.stats().get("bytes_written", 0)
     if tar.has_root_hyperparameters:
         decision = DECISION_PRESERVED
-        reencode(source, sink, compressed=False, end=None, appended=b"")
+        reencode(source, sink, compressed=False, end=None, appended=b"", threads=compress_threads())
     else:
         if hyperparameters is None:
             raise _missing()
         decision = DECISION_INJECTED
-        reencode(source, sink, compressed=False, end=tar.end, appended=_appended(hyperparameters, tar.end, mtime))
+        reencode(source, sink, compressed=False, end=tar.end, appended=_appended(hyperparameters, tar.end, mtime),
+                 threads=compress_threads())
     progress(source.size, force=True)
     output = sink.stats().get("bytes_written", 0) - written_before
     return _result(tar, decision, "reencode", uncompressed=source.size, input_size=source.size, output_size=output,
@@ -202,6 +203,11 @@ def available_cpus() -> float:
         cpus = os.cpu_count() or 1
     limit = _cgroup_cpu_limit()
     return min(cpus, limit) if limit else cpus
+
+
+def compress_threads() -> int:
+    """Threads that compress what must be re-deflated (the tail of a splice, or a whole re-encode)."""
+    return max(1, int(available_cpus()))
 
 
 def _parallel_worthwhile() -> bool:
@@ -271,7 +277,7 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
         copier.exactly(0)
         sink.reset()
         before = sink.stats().get("bytes_written", 0)
-        reencode(source, sink, compressed=True, end=end, appended=appended)
+        reencode(source, sink, compressed=True, end=end, appended=appended, threads=compress_threads())
         output = sink.stats().get("bytes_written", 0) - before
         progress(size, force=True)
         return _result(tar, DECISION_INJECTED, "reencode", uncompressed=scan.uncompressed_size, input_size=size,
@@ -281,7 +287,8 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
     copier.exactly(kept)
     last_byte = source.pread(kept, 1)[0] if point.bit % 8 else 0
     output = kept
-    for piece in build_tail(point, last_byte, inflate_from(source, point, end), appended):
+    tail = build_tail(point, last_byte, inflate_from(source, point, end), appended, threads=compress_threads())
+    for piece in tail:
         sink.write(piece)
         output += len(piece)
     progress(size, force=True)

@@ -2,23 +2,26 @@
 
 Used for inputs the splice cannot take (plain uncompressed tar, old GNU sparse members). The tar stream up to
 its end-of-archive marker is re-validated with the same ``TarScanner`` on the way through, the appended bytes
-(new member + end-of-archive) follow, and the result is compressed with isal's igzip into ``sink.write()``.
-The output is always a single-member gzip. Memory is bounded by the chunk size.
+(new member + end-of-archive) follow, and the result is compressed with isal on a thread pool
+(``parallel_deflate``) into ``sink.write()``. The output is always a single-member gzip. Memory is bounded
+by the chunk size.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterator
 
 from isal import isal_zlib
 
 from dummy_training.byte_ends import ByteSource, Sink
+from dummy_training.crc32_combine import crc32
 from dummy_training.errors import InvalidInputError
 from dummy_training.gzip_scan import GZIP_MAGIC
+from dummy_training.parallel_deflate import deflate_stream
 from dummy_training.tar_scan import TarScanner
 
 CHUNK = 1 << 20
-LEVEL = 1  # isal levels are 0-3; level 1 is fast and still shrinks typical model data
 
 
 def gunzip_chunks(source: ByteSource) -> Iterator[bytes]:
@@ -45,6 +48,9 @@ def gunzip_chunks(source: ByteSource) -> Iterator[bytes]:
             data = decompressor.unused_data if decompressor.eof else b""
 
 
+GZIP_HEADER = GZIP_MAGIC + b"\x08\x00\x00\x00\x00\x00\x00\xff"  # deflate, no flags, no mtime, OS unknown
+
+
 def reencode(
     source: ByteSource,
     sink: Sink,
@@ -53,33 +59,40 @@ def reencode(
     end: int | None,
     appended: bytes,
     on_progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> int:
-    """Write gzip(tar[0:end] + appended) to ``sink`` (``end=None``: the whole decompressed input).
+    """Write gzip(tar[0:end] + appended) to ``sink`` (``end=None``: the whole decompressed input), compressed
+    on ``threads`` threads (see parallel_deflate).
 
     Returns the number of uncompressed bytes taken from the input.
     """
     tar = TarScanner()
-    compressor = isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, 31)
     taken = 0
-    pieces = gunzip_chunks(source) if compressed else source.chunks(0, None, CHUNK)
-    for piece in pieces:
-        if end is not None and taken + len(piece) > end:
-            piece = piece[: end - taken]
-        tar.feed(piece)
-        taken += len(piece)
-        out = compressor.compress(piece)
-        if out:
-            sink.write(out)
-        if on_progress is not None:
-            on_progress(taken)
-        if end is not None and taken >= end:
-            break
-    if end is not None and taken != end:
-        raise InvalidInputError("the input changed while it was being read (tar stream ended early)")
-    if end is not None and tar.end not in (None, end):
-        raise InvalidInputError("the input changed while it was being read (tar end moved)")
-    out = compressor.compress(appended)
-    if out:
+    crc = 0
+
+    def validated() -> Iterator[bytes]:
+        nonlocal taken, crc
+        pieces = gunzip_chunks(source) if compressed else source.chunks(0, None, CHUNK)
+        for piece in pieces:
+            if end is not None and taken + len(piece) > end:
+                piece = piece[: end - taken]
+            tar.feed(piece)
+            taken += len(piece)
+            crc = crc32(piece, crc)
+            yield piece
+            if on_progress is not None:
+                on_progress(taken)
+            if end is not None and taken >= end:
+                break
+        if end is not None and taken != end:
+            raise InvalidInputError("the input changed while it was being read (tar stream ended early)")
+        if end is not None and tar.end not in (None, end):
+            raise InvalidInputError("the input changed while it was being read (tar end moved)")
+        crc = crc32(appended, crc)
+        yield appended
+
+    sink.write(GZIP_HEADER)
+    for out in deflate_stream(validated(), threads=threads):
         sink.write(out)
-    sink.write(compressor.flush())
+    sink.write(struct.pack("<II", crc, (taken + len(appended)) & 0xFFFFFFFF))
     return taken

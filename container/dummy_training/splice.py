@@ -11,23 +11,24 @@ where ``appended`` is the new tar member plus the end-of-archive blocks padded t
 glue keeps the ``bit % 8`` low bits of the byte holding the end of the previous block and closes it with an
 empty non-final stored block (3 zero header bits, padding to the byte, LEN=0, NLEN=0xFFFF), so the new deflate
 blocks start byte-aligned.
+
+The tail is usually one deflate block (tens of KiB to a few MiB), but an archive written as a single block
+(zlib-ng level 1, isal level 0) has a tail the size of the model, so it is compressed with isal on a thread
+pool (``parallel_deflate``) while the caller inflates the original.
 """
 
 from __future__ import annotations
 
-import itertools
 import struct
 import tarfile
 import time
-import zlib
 from collections.abc import Iterable, Iterator
 
 from dummy_training.contract import HYPERPARAMETERS_FILENAME
 from dummy_training.crc32_combine import crc32, crc32_combine
 from dummy_training.gzip_scan import SplicePoint
+from dummy_training.parallel_deflate import deflate_stream
 from dummy_training.tar_scan import BLOCK, RECORD
-
-TAIL_LEVEL = 6
 
 
 def tar_member(data: bytes, name: str = HYPERPARAMETERS_FILENAME, mtime: float | None = None) -> bytes:
@@ -59,26 +60,27 @@ def glue(last_byte: int, nbits: int) -> bytes:
 
 
 def build_tail(point: SplicePoint, last_byte: int, original: Iterable[bytes], appended: bytes,
-               level: int = TAIL_LEVEL) -> Iterator[bytes]:
+               threads: int = 1) -> Iterator[bytes]:
     """Yield the bytes that follow ``input[0 : point.bit // 8]`` in the spliced output.
 
     ``last_byte`` is ``input[point.bit // 8]`` (ignored when the point is byte-aligned); ``original`` yields
-    the original uncompressed bytes ``[point.u, end)``.
+    the original uncompressed bytes ``[point.u, end)``; ``threads`` compress the tail (see parallel_deflate).
     """
     yield glue(last_byte, point.bit % 8)
-    if point.dictionary:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, point.dictionary)
-    else:
-        compressor = zlib.compressobj(level, zlib.DEFLATED, -15, 9)
     crc = 0
     length = 0
-    for piece in itertools.chain(original, (appended,)):
-        crc = crc32(piece, crc)
-        length += len(piece)
-        out = compressor.compress(piece)
-        if out:
-            yield out
-    yield compressor.flush(zlib.Z_FINISH)
+
+    def counted() -> Iterator[bytes]:
+        nonlocal crc, length
+        for piece in original:
+            crc = crc32(piece, crc)
+            length += len(piece)
+            yield piece
+        crc = crc32(appended, crc)
+        length += len(appended)
+        yield appended
+
+    yield from deflate_stream(counted(), dictionary=point.dictionary, threads=threads)
     member_crc = crc32_combine(point.crc, crc, length)
     member_size = point.u - point.member_u + length
     yield struct.pack("<II", member_crc, member_size & 0xFFFFFFFF)
