@@ -146,18 +146,28 @@ def one_block(archive: Path) -> Path:
 # ------------------------------------------------------------------------------------------- runs
 def _tree_rss_kib(pid: int) -> int:
     """Memory of ``pid`` plus all its descendants (KiB): the sum of their proportional set sizes (a page shared
-    by a parent and its forked child counts once overall; RSS where smaps_rollup is missing)."""
+    by a parent and its forked child counts once overall; RSS where smaps_rollup is missing), or the largest
+    single process's peak RSS so far (VmHWM) if that is more (a peak between two samples)."""
     total = 0
+    hwm = 0
     stack = [pid]
     while stack:
         p = stack.pop()
         try:
             total += _pss_kib(p)
+            hwm = max(hwm, _hwm_kib(p))
             for task in Path(f"/proc/{p}/task").iterdir():
                 stack.extend(int(c) for c in (task / "children").read_text().split())
         except (OSError, ValueError, IndexError):
             continue
-    return total
+    return max(total, hwm)
+
+
+def _hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
 
 
 def _pss_kib(pid: int) -> int:
@@ -171,9 +181,10 @@ def _pss_kib(pid: int) -> int:
 
 
 def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL, fresh: Path | None = None) -> tuple[float, float]:
-    """Wall seconds and peak memory (MB) of one command and everything it forks: the larger of the summed PSS of
-    the process tree sampled every 20 ms and the largest single process's peak RSS from wait4. ``fresh`` (the command's
-    output file or directory) is deleted before the clock starts."""
+    """Wall seconds and peak memory (MB) of one command and everything it forks, sampled every 20 ms (see
+    ``_tree_rss_kib``; wait4's ru_maxrss is not used: it counts this process's own RSS, shared by the child
+    between vfork and exec). ``fresh`` (the command's output file or directory) is deleted before the clock
+    starts."""
     if fresh is not None:
         if fresh.is_dir():
             shutil.rmtree(fresh)
@@ -193,14 +204,14 @@ def run(cmd: list[str], stdout: int | None = subprocess.DEVNULL, fresh: Path | N
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
+    _, status, _ = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     done.set()
     sampler.join()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"command failed ({code}): {' '.join(cmd)}")
-    return wall, max(peak[0], usage.ru_maxrss) / 1024
+    return wall, peak[0] / 1024
 
 
 def main() -> None:
