@@ -36,7 +36,7 @@ FLUSH_STEP = 256 << 20
 
 def _io_error(action: str, path: str | os.PathLike[str], exc: OSError) -> RuntimeIOError:
     if exc.errno == errno.ENOSPC:
-        return RuntimeIOError(f"no space left on the device while {action} {path}")
+        return RuntimeIOError(f"cannot {action} {path}: no space left on the device")
     return RuntimeIOError(f"cannot {action} {path}: {exc.strerror or exc}")
 
 
