@@ -249,3 +249,22 @@ def test_recorder_sees_copy_parts_in_order(s3, bucket, moto_endpoint, monkeypatc
     assert all(p["CopySourceIfMatch"] == s3.head_object(Bucket=bucket, Key="in/model.tar.gz")["ETag"]
                for p in rec.params("UploadPartCopy"))
     assert all(p.get("IfMatch") for p in rec.params("GetObject"))
+
+
+@pytest.mark.parametrize("scanner", ["rapidgzip", "zlib-ng"])
+def test_preserve_known_early_copies_nothing_but_the_one_object(scanner, s3, bucket, moto_endpoint,  # noqa: ANN001
+                                                                 monkeypatch) -> None:  # noqa: ANN001
+    """hyperparameters.json near the start of the archive: the decision is known after a few KiB of the scan,
+    so no UploadPartCopy is started for a copy the preserve's single CopyObject replaces."""
+    monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: scanner == "rapidgzip")
+    data = big_model(24, with_hyperparameters=True, seed=5)
+    uri = _put(s3, bucket, "in/model.tar.gz", data)
+    s3_ends.TRAFFIC.reset()
+    result = run_repack(model=uri, hyperparameters_json=HP, output_uri=f"s3://{bucket}/out/",
+                        endpoint_url=moto_endpoint, progress=False)
+    assert (result.decision, result.scanner) == (contract.DECISION_PRESERVED, scanner)
+    assert read(s3, bucket, "out/model.tar.gz") == data
+    requests = s3_ends.TRAFFIC.snapshot()
+    assert requests.get("requests_UploadPartCopy", 0) == 0
+    assert requests["requests_CopyObject"] == 1
+    assert open_uploads(s3, bucket) == []

@@ -130,6 +130,46 @@ def test_preserve_is_one_copy_object_with_the_committed_metadata(src, bucket, s3
     assert open_uploads(s3, bucket, KEY) == []
 
 
+def test_whole_source_reached_starts_no_more_copy_parts(src, bucket, s3, payload, rec) -> None:  # noqa: ANN001
+    sink = _sink(src, bucket)
+    sink.copy_range(src, 0, 6 * MiB)  # under copy part + minimum: nothing started yet
+    sink.copy_range(src, 6 * MiB, src.size)  # the engine's on_kept(size): a preserve
+    sink.commit(_meta(src, contract.DECISION_PRESERVED))
+    assert read(s3, bucket, KEY) == payload
+    assert "UploadPartCopy" not in rec.ops()  # 3 parts were started here before (5 + 5 + 5 MiB)
+    assert rec.ops().count("CopyObject") == 1
+    assert open_uploads(s3, bucket, KEY) == []
+
+
+def test_data_written_after_the_whole_source_still_gives_the_concatenation(src, bucket, s3, payload) -> None:  # noqa: ANN001
+    sink = _sink(src, bucket, parts_in_flight=1)  # one worker: parts queue up, so some get cancelled
+    sink.copy_range(src, 0, 16 * MiB)
+    sink.copy_range(src, 16 * MiB, src.size)
+    sink.write(b"not a preserve after all")
+    sink.commit(_meta(src))
+    assert read(s3, bucket, KEY) == payload + b"not a preserve after all"
+    assert s3.head_object(Bucket=bucket, Key=KEY)["Metadata"] == _meta(src)
+    assert open_uploads(s3, bucket, KEY) == []
+
+
+def test_whole_source_over_the_copy_object_limit_switches_metadata_before_commit(src, bucket, s3, payload, rec,  # noqa: ANN001
+                                                                                  monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(s3_ends, "MAX_COPY_OBJECT", 10 * MiB)  # the 21 MiB source counts as over 5 GiB
+    sink = _sink(src, bucket)
+    sink.copy_range(src, 0, 12 * MiB)
+    assert rec.ops().count("CreateMultipartUpload") == 1
+    sink.copy_range(src, 12 * MiB, src.size)
+    assert rec.ops().count("CreateMultipartUpload") == 2  # rebuilt now with the preserve metadata, not at commit
+    meta = _meta(src, contract.DECISION_PRESERVED)
+    sink.commit(meta)
+    assert rec.ops().count("CreateMultipartUpload") == 2
+    assert "CopyObject" not in rec.ops()
+    assert read(s3, bucket, KEY) == payload
+    assert s3.head_object(Bucket=bucket, Key=KEY)["Metadata"] == meta
+    _assert_parts_legal(rec.copy_ranges(), last_is_copy=True)
+    assert open_uploads(s3, bucket, KEY) == []
+
+
 def test_other_metadata_rebuilds_the_copy_parts_server_side(src, bucket, s3, payload, rec) -> None:  # noqa: ANN001
     sink = _sink(src, bucket)
     sink.copy_range(src, 0, 17 * MiB)

@@ -86,8 +86,9 @@ class _PrefixCopier:
         self.copied = 0
 
     def advance(self, upto: int) -> None:
-        """The first ``upto`` bytes are certainly kept: copy them, up to an aligned offset, in the background."""
-        self._copy_to(upto - upto % COPY_ALIGN)
+        """The first ``upto`` bytes are certainly kept: copy them, up to an aligned offset (or the whole input),
+        in the background."""
+        self._copy_to(upto if upto >= self.source.size else upto - upto % COPY_ALIGN)
 
     def exactly(self, upto: int) -> None:
         """Make the output hold exactly input[0:upto]."""

@@ -11,7 +11,9 @@ Two scanners produce the same ``GzipScan``:
   caller then runs the generic scanner, which gives the precise error if the input is bad.
 
 While scanning, ``on_kept(n)`` says the first ``n`` compressed bytes are certainly part of the output (they
-precede the splice point whatever comes later), so a sink can copy them in the background.
+precede the splice point whatever comes later), so a sink can copy them in the background. Once the scan has
+met a root ``hyperparameters.json`` the decision is a preserve and the whole input is the output: ``on_kept``
+is told the input's size at once (an S3 sink then prepares one server-side copy of the whole object).
 
 ``inflate_from(source, point, end)`` re-inflates the original uncompressed bytes ``[point.u, end)`` from the
 splice point (bounded memory); the splice re-deflates them with the new member.
@@ -166,6 +168,11 @@ class _KeptNotifier:
             self.told = n
             self._on_kept(n)
 
+    def preserve(self, tar: TarScanner, size: int) -> None:
+        """Once a root hyperparameters.json has been met, all ``size`` bytes are kept (the output is the input)."""
+        if tar.has_root_hyperparameters and self.told < size:
+            self.advance(size, force=True)
+
 
 # -------------------------------------------------------------------------------- generic scanner
 def scan_gzip(
@@ -208,6 +215,7 @@ def scan_gzip(
                         window += out
                         if len(window) > 4 * WINDOW:
                             del window[: -WINDOW]
+                        kept.preserve(tar, source.size)
                     else:
                         tar.feed(out)
                 if tar.end is None and inflater.at_boundary and not inflater.finished:
@@ -363,6 +371,7 @@ def scan_gzip_parallel(
                 crc = crc32(buf, crc)
                 u += len(buf)
                 tar.feed(buf)
+                kept.preserve(tar, size)
                 checkpoints.append((u, crc))
                 reads += 1
                 if reads % 8 == 0:

@@ -348,9 +348,9 @@ def _split(data: bytes, chunk_size: int) -> Iterator[bytes]:
 
 
 # --------------------------------------------------------------------------------------------- sink
-def expected_metadata(source: ByteSource | None) -> dict[str, str]:
-    """The metadata ``repack`` commits for an injected archive read from ``source`` (see the module doc)."""
-    meta = {contract.META_DECISION: contract.DECISION_INJECTED, contract.META_VERSION: __version__}
+def expected_metadata(source: ByteSource | None, decision: str = contract.DECISION_INJECTED) -> dict[str, str]:
+    """The metadata ``repack`` commits for an archive read from ``source`` (see the module doc)."""
+    meta = {contract.META_DECISION: decision, contract.META_VERSION: __version__}
     if source is not None:
         meta[contract.META_SOURCE_URI] = source.location
         etag = source.provenance().get("etag")
@@ -409,6 +409,7 @@ class S3Sink:
         self._fetched = 0  # bytes of copy ranges read back because they were under the part minimum
         self._done = False
         self._generation = 0
+        self._whole_planned = False  # the output became the whole source: see _plan_whole_copy
         self._create_upload()
 
     @classmethod
@@ -452,12 +453,16 @@ class S3Sink:
                     self._buffer.clear()
             if start < end:
                 self._run = (source, start, end)
-        self._emit_copies()
+        if self._whole_source_copy() is None:
+            self._emit_copies()
+        elif not self._whole_planned:
+            self._plan_whole_copy()
 
     def write(self, data: bytes) -> None:
         self._check()
         if not data:
             return
+        self._resume_held_parts()
         if self._run is not None:
             self._flush_run(last=False)
         self._buffer += data
@@ -475,6 +480,7 @@ class S3Sink:
         self._run = None
         self._buffer.clear()
         self._size = 0
+        self._whole_planned = False
 
     # ------------------------------------------------------------------------------ publishing
     def commit(self, metadata: Mapping[str, str] | None = None) -> str:
@@ -519,6 +525,39 @@ class S3Sink:
             self._emit_copy(source, start, start + part)
             start += part
         self._run = (source, start, end)
+
+    def _plan_whole_copy(self) -> None:
+        """The output has become the whole source and nothing else, which the engine makes it only for a
+        preserve (it says so as soon as its scan meets a root hyperparameters.json). Up to 5 GiB ``commit``
+        publishes that with one CopyObject, so no more copy parts are started; past 5 GiB the upload is rebuilt
+        now with the preserve metadata, so ``commit`` finds its parts ready instead of copying them all again.
+        Were data written after all, the held parts are started again (``_resume_held_parts``)."""
+        assert self._run is not None
+        self._whole_planned = True
+        source = self._run[0]
+        if source.size <= MAX_COPY_OBJECT:
+            for p in self._parts:
+                if p.future is not None:
+                    p.future.cancel()  # only parts not yet started are cancelled
+            return
+        meta = expected_metadata(source, contract.DECISION_PRESERVED)
+        if meta != self._upload_meta:
+            log.info("the output is the whole source (a preserve): copying it into an upload with the preserve "
+                     "metadata")
+            self._rebuild(meta)
+        self._emit_copies()
+
+    def _resume_held_parts(self) -> None:
+        """Start again the copy parts ``_plan_whole_copy`` cancelled, and copy the rest of the run as usual."""
+        if not self._whole_planned:
+            return
+        self._whole_planned = False
+        for p in self._parts:
+            if p.future is not None and p.future.cancelled():
+                assert p.source is not None
+                p.future = self._pool.submit(self._copy_part, self._upload_id, p.number, p.source, p.start, p.end)
+                p.future.add_done_callback(self._failure_noter())
+        self._emit_copies()
 
     def _flush_run(self, last: bool) -> None:
         """Close the pending copy run: as copy parts when big enough (or the last part), else read it."""
@@ -665,7 +704,7 @@ class S3Sink:
     # ------------------------------------------------------------------------------ commit paths
     def _whole_source_copy(self) -> S3Source | None:
         """The source when the output is exactly one whole S3 source and nothing else."""
-        if self._buffer or self._run is None:
+        if self._buffer or self._run is None or self._run[2] != self._run[0].size:
             return None
         source, start, end = self._run
         expected = 0
@@ -693,6 +732,7 @@ class S3Sink:
             self._copy_object(whole, meta)
             self._discard_upload()
             return
+        self._resume_held_parts()
         if not self._parts and self._size < MIN_PART:
             self._flush_run(last=False)  # reads a small copy run into the buffer
             self._put_object(bytes(self._buffer), meta)
