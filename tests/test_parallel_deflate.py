@@ -4,6 +4,7 @@ as one deflate block (the whole model is the splice's tail) is repacked through 
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import random
 import threading
 import zlib
@@ -120,3 +121,14 @@ def test_an_archive_written_as_one_deflate_block_is_injected(tmp_path: Path, gen
         scan = scan_gzip(source)
     assert scan.point is not None and scan.tar.end is not None
     assert scan.tar.end - scan.point.u < 2 << 20
+
+
+def test_a_single_chunk_starts_no_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    started = []
+    real = cf.ThreadPoolExecutor
+    monkeypatch.setattr(cf, "ThreadPoolExecutor", lambda *a, **k: started.append(1) or real(*a, **k))
+    data = _data(5, 50_000)
+    assert _inflate(b"".join(deflate_stream([data], chunk_size=65536, threads=4))) == data
+    assert started == []
+    assert _inflate(b"".join(deflate_stream([data, data], chunk_size=65536, threads=4))) == data + data
+    assert started == [1]

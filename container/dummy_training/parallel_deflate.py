@@ -61,17 +61,25 @@ def deflate_stream(pieces: Iterable[bytes], *, dictionary: bytes = b"", level: i
     previous = dictionary[-WINDOW:]
     pool: cf.ThreadPoolExecutor | None = None
     pending: collections.deque[cf.Future[bytes]] = collections.deque()
+    first: tuple[bytes, bytes] | None = None  # held until a second chunk shows the pool is worth starting
     try:
         for chunk in _rechunk(pieces, chunk_size):
             if threads <= 1:
                 yield deflate_chunk(chunk, previous, level)
+            elif pool is None and first is None:
+                first = (chunk, previous)
             else:
                 if pool is None:
+                    assert first is not None
                     pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="deflate")
+                    pending.append(pool.submit(deflate_chunk, *first, level))
+                    first = None
                 pending.append(pool.submit(deflate_chunk, chunk, previous, level))
                 while len(pending) > threads:
                     yield pending.popleft().result()
             previous = chunk[-WINDOW:] if len(chunk) >= WINDOW else (previous + chunk)[-WINDOW:]
+        if first is not None:
+            yield deflate_chunk(*first, level)
         while pending:
             yield pending.popleft().result()
         yield FINAL_BLOCK
