@@ -170,6 +170,17 @@ def test_whole_source_over_the_copy_object_limit_switches_metadata_before_commit
     assert open_uploads(s3, bucket, KEY) == []
 
 
+def test_abort_after_the_switch_leaves_neither_upload(src, bucket, s3, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(s3_ends, "MAX_COPY_OBJECT", 10 * MiB)
+    sink = _sink(src, bucket)
+    sink.copy_range(src, 0, 12 * MiB)
+    sink.copy_range(src, 12 * MiB, src.size)  # switches to a second upload; the first is retired later
+    assert len(open_uploads(s3, bucket, KEY)) == 2
+    sink.abort()
+    assert open_uploads(s3, bucket, KEY) == []
+    assert not object_exists(s3, bucket, KEY)
+
+
 def test_other_metadata_rebuilds_the_copy_parts_server_side(src, bucket, s3, payload, rec) -> None:  # noqa: ANN001
     sink = _sink(src, bucket)
     sink.copy_range(src, 0, 17 * MiB)

@@ -410,6 +410,7 @@ class S3Sink:
         self._done = False
         self._generation = 0
         self._whole_planned = False  # the output became the whole source: see _plan_whole_copy
+        self._stale: list[tuple[str | None, list[_Part]]] = []  # replaced uploads, aborted at commit / abort
         self._create_upload()
 
     @classmethod
@@ -491,6 +492,7 @@ class S3Sink:
         except BaseException:
             self.abort()
             raise
+        self._retire_stale()
         self._done = True
         self._pool.shutdown(wait=False)
         return self.location
@@ -501,6 +503,7 @@ class S3Sink:
         self._done = True
         self._retire(self._upload_id, self._parts)
         self._upload_id = None
+        self._retire_stale()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def stats(self) -> Mapping[str, int]:
@@ -544,7 +547,7 @@ class S3Sink:
         if meta != self._upload_meta:
             log.info("the output is the whole source (a preserve): copying it into an upload with the preserve "
                      "metadata")
-            self._rebuild(meta)
+            self._rebuild(meta, retire_later=True)
         self._emit_copies()
 
     def _resume_held_parts(self) -> None:
@@ -756,6 +759,11 @@ class S3Sink:
         if meta != self._upload_meta:  # parts were uploaded from here: fix the metadata in place
             self._replace_metadata(meta)
 
+    def _retire_stale(self) -> None:
+        stale, self._stale = self._stale, []
+        for upload_id, parts in stale:
+            self._retire(upload_id, parts)
+
     def _discard_upload(self) -> None:
         self._retire(self._upload_id, self._parts)
         self._upload_id = None
@@ -776,13 +784,20 @@ class S3Sink:
             cf.wait(running, timeout=ABORT_WAIT_SECONDS)
             self._abort_upload(upload_id)
 
-    def _rebuild(self, meta: dict[str, str]) -> None:
-        """Start a new upload carrying ``meta`` and copy the same ranges into it; discard the old one."""
+    def _rebuild(self, meta: dict[str, str], *, retire_later: bool = False) -> None:
+        """Start a new upload carrying ``meta`` and copy the same ranges into it; discard the old one (now, or
+        with ``retire_later`` at commit or abort, so a scan in progress is not held up by its running parts)."""
         old_id, old_parts = self._upload_id, self._parts
         self._upload_meta = meta
         self._parts = []
         self._create_upload()
-        self._retire(old_id, [p for p in old_parts if not p.future or not p.future.done()])
+        if retire_later:
+            for p in old_parts:
+                if p.future is not None:
+                    p.future.cancel()
+            self._stale.append((old_id, old_parts))
+        else:
+            self._retire(old_id, [p for p in old_parts if not p.future or not p.future.done()])
         for p in old_parts:
             assert p.source is not None
             self._emit_copy(p.source, p.start, p.end)
