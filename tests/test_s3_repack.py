@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -267,4 +268,23 @@ def test_preserve_known_early_copies_nothing_but_the_one_object(scanner, s3, buc
     requests = s3_ends.TRAFFIC.snapshot()
     assert requests.get("requests_UploadPartCopy", 0) == 0
     assert requests["requests_CopyObject"] == 1
+    assert open_uploads(s3, bucket) == []
+
+
+def test_one_deflate_block_archive_uploads_its_re_deflated_body(s3, bucket, moto_endpoint, tmp_path) -> None:  # noqa: ANN001
+    """zlib-ng level 1 writes the whole stream as one deflate block: nothing before the tar end can be copied,
+    so the re-deflated model is uploaded in parts; the object is still the local path's bytes."""
+    from zlib_ng import zlib_ng
+
+    tar = zlib.decompress(big_model(12, seed=9), 31)
+    compressor = zlib_ng.compressobj(1, zlib_ng.DEFLATED, 31)
+    data = compressor.compress(tar) + compressor.flush()
+    uri = _put(s3, bucket, "in/one-block.tar.gz", data)
+    s3_ends.TRAFFIC.reset()
+    result = run_repack(model=uri, hyperparameters_json=HP, output_uri=f"s3://{bucket}/out/",
+                        endpoint_url=moto_endpoint, mtime=MTIME, progress=False)
+    out = read(s3, bucket, "out/model.tar.gz")
+    assert (result.method, result.kept_prefix) == ("splice", 10)
+    assert out == _local(tmp_path, data, "one-block", hyperparameters_json=HP)
+    assert s3_ends.TRAFFIC.bytes_uploaded >= len(out) - 10
     assert open_uploads(s3, bucket) == []
