@@ -21,7 +21,7 @@ from zlib_ng import zlib_ng
 from dummy_training.deflate_blocks import BlockInflater
 from dummy_training.gzip_scan import scan_gzip
 from dummy_training.local_ends import LocalFileSource
-from dummy_training.parallel_deflate import FINAL_BLOCK, deflate_stream
+from dummy_training.parallel_deflate import FINAL_BLOCK, DeflateStream
 
 
 def _inflate(stream: bytes, dictionary: bytes = b"") -> bytes:
@@ -50,27 +50,29 @@ def test_stream_inflates_to_the_input_for_any_chunking(size: int, chunk: int, di
     dictionary, body = data[:dict_size], data[dict_size:]
     cut = sorted(random.Random(seed).sample(range(len(body) + 1), min(pieces, len(body) + 1)))
     split = [body[a:b] for a, b in zip([0, *cut], [*cut, len(body)], strict=True)]
-    stream = b"".join(deflate_stream(iter(split), dictionary=dictionary, chunk_size=chunk, threads=3))
+    deflated = DeflateStream(iter(split), dictionary=dictionary, chunk_size=chunk, threads=3)
+    stream = b"".join(deflated)
     assert _inflate(stream, dictionary[-32768:]) == body
+    assert (deflated.crc, deflated.size) == (zlib.crc32(body), len(body))
 
 
 def test_thread_count_does_not_change_the_bytes() -> None:
     data = _data(1, 700_000)
-    outputs = {n: b"".join(deflate_stream([data], dictionary=b"previous bytes", chunk_size=65536, threads=n))
+    outputs = {n: b"".join(DeflateStream([data], dictionary=b"previous bytes", chunk_size=65536, threads=n))
                for n in (1, 2, 4)}
     assert outputs[1] == outputs[2] == outputs[4]
     assert _inflate(outputs[1], b"previous bytes") == data
 
 
 def test_empty_input_is_just_the_final_block() -> None:
-    stream = b"".join(deflate_stream([], threads=2))
+    stream = b"".join(DeflateStream([], threads=2))
     assert stream == FINAL_BLOCK
     assert _inflate(stream) == b""
 
 
 def test_every_chunk_ends_on_a_block_boundary() -> None:
     data = _data(2, 10 * 65536)
-    stream = b"".join(deflate_stream([data], chunk_size=65536, threads=2))
+    stream = b"".join(DeflateStream([data], chunk_size=65536, threads=2))
     boundaries = set()
     u = 0
     with BlockInflater(out_size=1 << 16) as inflater:
@@ -89,13 +91,13 @@ def test_an_error_in_the_producer_propagates_and_stops_the_workers() -> None:
 
     before = {t.name for t in threading.enumerate()}
     with pytest.raises(RuntimeError, match="went away"):
-        for _ in deflate_stream(pieces(), chunk_size=50_000, threads=2):
+        for _ in DeflateStream(pieces(), chunk_size=50_000, threads=2):
             pass
     assert not [t for t in threading.enumerate() if t.name.startswith("deflate") and t.name not in before]
 
 
 def test_an_abandoned_stream_stops_its_workers() -> None:
-    stream = deflate_stream([_data(4, 400_000)], chunk_size=20_000, threads=2)
+    stream = iter(DeflateStream([_data(4, 400_000)], chunk_size=20_000, threads=2))
     next(stream)
     stream.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("deflate")]
@@ -128,7 +130,7 @@ def test_a_single_chunk_starts_no_threads(monkeypatch: pytest.MonkeyPatch) -> No
     real = cf.ThreadPoolExecutor
     monkeypatch.setattr(cf, "ThreadPoolExecutor", lambda *a, **k: started.append(1) or real(*a, **k))
     data = _data(5, 50_000)
-    assert _inflate(b"".join(deflate_stream([data], chunk_size=65536, threads=4))) == data
+    assert _inflate(b"".join(DeflateStream([data], chunk_size=65536, threads=4))) == data
     assert started == []
-    assert _inflate(b"".join(deflate_stream([data, data], chunk_size=65536, threads=4))) == data + data
+    assert _inflate(b"".join(DeflateStream([data, data], chunk_size=65536, threads=4))) == data + data
     assert started == [1]

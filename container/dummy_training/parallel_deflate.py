@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 
 from isal import isal_zlib
 
+from dummy_training.crc32_combine import crc32
+
 LEVEL = 1  # isal levels are 0-3; 1 is the fast one and still shrinks typical model data
 CHUNK = 1 << 20
 WINDOW = 32768
@@ -51,40 +53,56 @@ def _rechunk(pieces: Iterable[bytes], chunk_size: int) -> Iterator[bytes]:
         yield bytes(buf)
 
 
-def deflate_stream(pieces: Iterable[bytes], *, dictionary: bytes = b"", level: int = LEVEL,
-                   chunk_size: int = CHUNK, threads: int = 1) -> Iterator[bytes]:
+class DeflateStream:
     """A complete raw deflate stream of the concatenated ``pieces``, continuing after ``dictionary``.
 
-    Yields compressed bytes in order. ``threads`` > 1 compresses up to ``threads + 1`` chunks at once; the pool
-    is only started once a second chunk exists, so a small input costs one call on this thread.
+    Iterate it for the compressed bytes, in order; afterwards ``crc`` (CRC-32) and ``size`` describe the
+    uncompressed input, as a gzip trailer needs them. ``threads`` > 1 compresses up to ``threads + 1`` chunks
+    at once; the pool only starts once a second chunk exists, so a small input costs one call on this thread.
     """
-    previous = dictionary[-WINDOW:]
-    pool: cf.ThreadPoolExecutor | None = None
-    pending: collections.deque[cf.Future[bytes]] = collections.deque()
-    first: tuple[bytes, bytes] | None = None  # held until a second chunk shows the pool is worth starting
-    try:
-        for chunk in _rechunk(pieces, chunk_size):
-            if threads <= 1:
-                yield deflate_chunk(chunk, previous, level)
-            elif pool is None and first is None:
-                first = (chunk, previous)
-            else:
-                if pool is None:
-                    assert first is not None
-                    pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="deflate")
-                    pending.append(pool.submit(deflate_chunk, *first, level))
-                    first = None
-                pending.append(pool.submit(deflate_chunk, chunk, previous, level))
-                while len(pending) > threads:
-                    yield pending.popleft().result()
-            previous = chunk[-WINDOW:] if len(chunk) >= WINDOW else (previous + chunk)[-WINDOW:]
-        if first is not None:
-            yield deflate_chunk(*first, level)
-        while pending:
-            yield pending.popleft().result()
-        yield FINAL_BLOCK
-    finally:
-        for future in pending:
-            future.cancel()
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+
+    def __init__(self, pieces: Iterable[bytes], *, dictionary: bytes = b"", level: int = LEVEL,
+                 chunk_size: int = CHUNK, threads: int = 1) -> None:
+        self._pieces = pieces
+        self._dictionary = dictionary[-WINDOW:]
+        self._level = level
+        self._chunk_size = chunk_size
+        self._threads = threads
+        self.crc = 0
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        level, threads = self._level, self._threads
+        previous = self._dictionary
+        pool: cf.ThreadPoolExecutor | None = None
+        pending: collections.deque[cf.Future[bytes]] = collections.deque()
+        first: tuple[bytes, bytes] | None = None  # held until a second chunk shows the pool is worth starting
+        try:
+            for chunk in _rechunk(self._pieces, self._chunk_size):
+                self.crc = crc32(chunk, self.crc)
+                self.size += len(chunk)
+                if threads <= 1:
+                    yield deflate_chunk(chunk, previous, level)
+                elif pool is None and first is None:
+                    first = (chunk, previous)
+                else:
+                    if pool is None:
+                        assert first is not None
+                        pool = cf.ThreadPoolExecutor(threads, thread_name_prefix="deflate")
+                        pending.append(pool.submit(deflate_chunk, *first, level))
+                        first = None
+                    pending.append(pool.submit(deflate_chunk, chunk, previous, level))
+                    while len(pending) > threads:
+                        yield pending.popleft().result()
+                previous = chunk[-WINDOW:] if len(chunk) >= WINDOW else (previous + chunk)[-WINDOW:]
+            if first is not None:
+                yield deflate_chunk(*first, level)
+            while pending:
+                yield pending.popleft().result()
+            yield FINAL_BLOCK
+        finally:
+            for future in pending:
+                future.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+

@@ -15,10 +15,9 @@ from collections.abc import Callable, Iterator
 from isal import isal_zlib
 
 from dummy_training.byte_ends import ByteSource, Sink
-from dummy_training.crc32_combine import crc32
 from dummy_training.errors import InvalidInputError
 from dummy_training.gzip_scan import GZIP_MAGIC
-from dummy_training.parallel_deflate import deflate_stream
+from dummy_training.parallel_deflate import DeflateStream
 from dummy_training.tar_scan import TarScanner
 
 CHUNK = 1 << 20
@@ -68,17 +67,15 @@ def reencode(
     """
     tar = TarScanner()
     taken = 0
-    crc = 0
 
     def validated() -> Iterator[bytes]:
-        nonlocal taken, crc
+        nonlocal taken
         pieces = gunzip_chunks(source) if compressed else source.chunks(0, None, CHUNK)
         for piece in pieces:
             if end is not None and taken + len(piece) > end:
                 piece = piece[: end - taken]
             tar.feed(piece)
             taken += len(piece)
-            crc = crc32(piece, crc)
             yield piece
             if on_progress is not None:
                 on_progress(taken)
@@ -88,11 +85,11 @@ def reencode(
             raise InvalidInputError("the input changed while it was being read (tar stream ended early)")
         if end is not None and tar.end not in (None, end):
             raise InvalidInputError("the input changed while it was being read (tar end moved)")
-        crc = crc32(appended, crc)
         yield appended
 
     sink.write(GZIP_HEADER)
-    for out in deflate_stream(validated(), threads=threads):
+    stream = DeflateStream(validated(), threads=threads)
+    for out in stream:
         sink.write(out)
-    sink.write(struct.pack("<II", crc, (taken + len(appended)) & 0xFFFFFFFF))
+    sink.write(struct.pack("<II", stream.crc, stream.size & 0xFFFFFFFF))
     return taken

@@ -19,15 +19,16 @@ pool (``parallel_deflate``) while the caller inflates the original.
 
 from __future__ import annotations
 
+import itertools
 import struct
 import tarfile
 import time
 from collections.abc import Iterable, Iterator
 
 from dummy_training.contract import HYPERPARAMETERS_FILENAME
-from dummy_training.crc32_combine import crc32, crc32_combine
+from dummy_training.crc32_combine import crc32_combine
 from dummy_training.gzip_scan import SplicePoint
-from dummy_training.parallel_deflate import deflate_stream
+from dummy_training.parallel_deflate import DeflateStream
 from dummy_training.tar_scan import BLOCK, RECORD
 
 
@@ -67,20 +68,8 @@ def build_tail(point: SplicePoint, last_byte: int, original: Iterable[bytes], ap
     the original uncompressed bytes ``[point.u, end)``; ``threads`` compress the tail (see parallel_deflate).
     """
     yield glue(last_byte, point.bit % 8)
-    crc = 0
-    length = 0
-
-    def counted() -> Iterator[bytes]:
-        nonlocal crc, length
-        for piece in original:
-            crc = crc32(piece, crc)
-            length += len(piece)
-            yield piece
-        crc = crc32(appended, crc)
-        length += len(appended)
-        yield appended
-
-    yield from deflate_stream(counted(), dictionary=point.dictionary, threads=threads)
-    member_crc = crc32_combine(point.crc, crc, length)
-    member_size = point.u - point.member_u + length
+    stream = DeflateStream(itertools.chain(original, (appended,)), dictionary=point.dictionary, threads=threads)
+    yield from stream
+    member_crc = crc32_combine(point.crc, stream.crc, stream.size)
+    member_size = point.u - point.member_u + stream.size
     yield struct.pack("<II", member_crc, member_size & 0xFFFFFFFF)
