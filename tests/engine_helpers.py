@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import tarfile
 from collections.abc import Iterator, Mapping
@@ -72,3 +73,18 @@ def gnu_tools_accept(path: Path) -> list[str]:
     subprocess.run(["gzip", "-t", str(path)], check=True, capture_output=True)
     listing = subprocess.run(["tar", "-tzf", str(path)], check=True, capture_output=True, text=True)
     return listing.stdout.splitlines()
+
+
+class LogLines(logging.Handler):
+    """Collects log messages (the ``logged`` fixture in conftest attaches one to the engine's logger)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 from archives import make_model_archive
-from engine_helpers import members, repack_bytes
+from engine_helpers import LogLines, members, repack_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from zlib_ng import zlib_ng
 
+from dummy_training import engine
 from dummy_training.deflate_blocks import BlockInflater
 from dummy_training.gzip_scan import scan_gzip
 from dummy_training.local_ends import LocalFileSource
@@ -109,11 +110,14 @@ def _one_block_gzip(tar: bytes) -> bytes:
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["parallel-scan", "generic-scan"])
-def test_an_archive_written_as_one_deflate_block_is_injected(tmp_path: Path, generic: bool) -> None:
+def test_an_archive_written_as_one_deflate_block_is_injected(tmp_path: Path, generic: bool,
+                                                            monkeypatch: pytest.MonkeyPatch, logged: LogLines) -> None:
+    monkeypatch.setattr(engine, "LONG_TAIL", 1 << 20)
     tar = make_model_archive(weights_size=3_000_000, small_files=40, compressor=None)
     data = _one_block_gzip(tar)
     hp = b'{"epochs": "3"}'
     result, out = repack_bytes(data, tmp_path, hp, generic=generic)
+    assert "very long deflate blocks" in logged.text
     assert (result.method, result.kept_prefix) == ("splice", 10)  # no boundary before the end: all re-deflated
     got = members(out.read_bytes())
     assert got[:-1] == members(data)

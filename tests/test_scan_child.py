@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import gzip
-import logging
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from archives import build_tar, file, make_model_archive
-from engine_helpers import members, repack_bytes
+from engine_helpers import LogLines, members, repack_bytes
 
 from dummy_training import engine, scan_child
 from dummy_training.errors import Interrupted, InvalidInputError
@@ -25,32 +23,6 @@ NEW_HP = b'{"epochs": "3"}'
 @pytest.fixture(autouse=True)
 def _parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: True)
-
-
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-
-@pytest.fixture
-def logged() -> Iterator[_Lines]:
-    """What the engine logs (the CLI's logging setup stops propagation to pytest's caplog)."""
-    handler = _Lines()
-    logger = logging.getLogger("dummy_training.engine")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(level)
 
 
 def _source(tmp_path: Path, data: bytes = b"x" * 100) -> LocalFileSource:
@@ -84,7 +56,7 @@ def test_the_engines_errors_are_raised_in_the_parent(tmp_path: Path) -> None:
         run_in_child(scanner, src, on_kept=None, on_progress=None)
 
 
-def test_a_child_that_dies_means_none_and_a_warning(tmp_path: Path, logged: _Lines) -> None:
+def test_a_child_that_dies_means_none_and_a_warning(tmp_path: Path, logged: LogLines) -> None:
     def scanner(source: LocalFileSource, *, on_kept, **_: object) -> None:  # noqa: ANN001
         on_kept(1)
         os._exit(3)
@@ -94,7 +66,7 @@ def test_a_child_that_dies_means_none_and_a_warning(tmp_path: Path, logged: _Lin
     assert "ended unexpectedly (exit status 3)" in logged.text
 
 
-def test_going_over_the_budget_ends_the_child(tmp_path: Path, logged: _Lines) -> None:
+def test_going_over_the_budget_ends_the_child(tmp_path: Path, logged: LogLines) -> None:
     def scanner(source: LocalFileSource, **_: object) -> bytes:
         hog = []
         for _ in range(64):  # up to 256 MiB, touched, in 4 MiB steps
@@ -137,7 +109,7 @@ def test_budget_is_the_limit_minus_what_this_process_holds(monkeypatch: pytest.M
     assert abs(budget - ((3000 << 20) - held - (scan_child.MARGIN_MB << 20))) < 8 << 20
 
 
-def test_no_parallel_scan_without_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logged: _Lines) -> None:
+def test_no_parallel_scan_without_room(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logged: LogLines) -> None:
     """pytest's own RSS is well past 100 MiB: with a 100 MiB limit there is no room for the child at all."""
     monkeypatch.setenv(scan_child.BUDGET_ENV, "100")
     data = make_model_archive(weights_size=500_000)
@@ -155,7 +127,7 @@ def _compressible_archive() -> bytes:
 
 def test_engine_falls_back_to_the_single_thread_scanner_over_budget(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch,
-                                                                   logged: _Lines) -> None:
+                                                                   logged: LogLines) -> None:
     data = _compressible_archive()
     held = scan_child._current_rss_bytes() >> 20
     monkeypatch.setenv(scan_child.BUDGET_ENV, str(held + scan_child.MARGIN_MB + scan_child.MIN_GROWTH_MB + 8))

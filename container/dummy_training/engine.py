@@ -15,6 +15,7 @@ The engine never commits or aborts the sink: the caller commits on success and a
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -39,7 +40,11 @@ from dummy_training.tar_scan import BLOCK, MemberInfo, TarScanner, all_zero, che
 
 __all__ = ["EngineResult", "MemberInfo", "repack_archive"]
 
+log = logging.getLogger("dummy_training.engine")
+
 PROGRESS_INTERVAL = 0.5
+#: A splice tail longer than this (uncompressed) is worth a word in the log: it costs another inflate pass.
+LONG_TAIL = 64 << 20
 PARALLEL_THREADS = 2
 
 
@@ -285,6 +290,10 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
                        output_size=output, kept=0, gzip_members=scan.gzip_members,
                        scanner=scan.scanner)
     kept = point.bit // 8
+    if end - point.u > LONG_TAIL:
+        log.info("the last deflate block boundary before the tar end is %.1f MB before it (the archive was written "
+                 "with very long deflate blocks, e.g. by zlib-ng level 1 or isal level 0): re-deflating that much",
+                 (end - point.u) / 1e6)
     copier.exactly(kept)
     last_byte = source.pread(kept, 1)[0] if point.bit % 8 else 0
     output = kept
