@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """S3-to-S3 repack benchmark (run by hand, not in CI) on a local moto server.
 
-usage: python benchmarks/bench_s3.py [--sizes 64,512,1024] [--small-files 2000] [--no-sdk]
+usage: python benchmarks/bench_s3.py [--sizes 64,512,1024] [--small-files 2000] [--no-sdk] [--hp-first]
 
 For each model size (MiB of fp16-like weights, built and cached by ``bench_repack.prepare``: ``tar czf``, gzip -6),
 the model is put on a moto S3 server running in this process, then these run one after the other, each as its
@@ -10,7 +10,10 @@ own process so its wall time and peak RSS are its own:
   download   a plain parallel download of the object to /dev/null (boto3 download_fileobj: 8 MiB ranged
              GETs, 10 threads; what any S3 tool needs at least to read the model once)
   inject     dummy-training repack --model s3://... --output-uri s3://... (no hyperparameters.json inside)
-  preserve   the same on the archive that already has one
+  preserve   the same on the archive that already has one (as its last member, where ``tar czf`` put it)
+  preserve-1st  (with --hp-first) the same with hyperparameters.json as the first member: the scan knows at
+             once that the output is the whole object, so no UploadPartCopy is started for a CopyObject to
+             replace
   sdk        SageMaker SDK style: download to disk, extract, add hyperparameters.json, tar "w:gz" (level 9),
              multipart upload
 
@@ -128,6 +131,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,512,1024", help="model sizes in MiB, comma-separated")
     parser.add_argument("--small-files", type=int, default=2000)
     parser.add_argument("--no-sdk", action="store_true", help="skip the (slow) SDK-style baseline")
+    parser.add_argument("--hp-first", action="store_true", help="add preserve-1st: hyperparameters.json first")
     args = parser.parse_args()
 
     from bench_repack import prepare
@@ -159,14 +163,18 @@ def main() -> None:
             cfg = TransferConfig(multipart_chunksize=64 * MiB)
             s3.upload_file(str(inject_path), BUCKET, f"{size}/model.tar.gz", Config=cfg)
             s3.upload_file(str(preserve_path), BUCKET, f"{size}/hp/model.tar.gz", Config=cfg)
-            for key in (f"{size}/model.tar.gz", f"{size}/hp/model.tar.gz"):  # warm moto's cache for everyone
+            cases = [("inject", f"{size}/model.tar.gz"), ("preserve", f"{size}/hp/model.tar.gz")]
+            if args.hp_first:
+                s3.upload_file(str(hp_first(inject_path)), BUCKET, f"{size}/hp1/model.tar.gz", Config=cfg)
+                cases.append(("preserve-1st", f"{size}/hp1/model.tar.gz"))
+            for _, key in cases:  # warm moto's cache for everyone
                 s3.get_object(Bucket=BUCKET, Key=key, Range="bytes=0-0")["Body"].read()
             compressed = inject_path.stat().st_size
             py = sys.executable
             results = {}
             download = run([py, "-c", DOWNLOAD, endpoint, BUCKET, f"{size}/model.tar.gz"], env)
             results["download"] = (download[0], download[1], 0, 0.0)
-            for case, key in (("inject", f"{size}/model.tar.gz"), ("preserve", f"{size}/hp/model.tar.gz")):
+            for case, key in cases:
                 with tempfile.NamedTemporaryFile(suffix=".json") as result:
                     wall, rss, _ = run([py, "-m", "dummy_training", "-q", "repack", "--model", f"s3://{BUCKET}/{key}",
                                         "--hyperparameters-json", HP, "--output-uri", f"s3://{BUCKET}/out/{case}/{size}/",
@@ -174,7 +182,7 @@ def main() -> None:
                     summary = json.loads(Path(result.name).read_text())
                 results[case] = (wall, rss, summary["bytes_written"], summary["publish_seconds"])
                 print(f"  {size} MiB {case}: scanned with {summary['scanner']}", flush=True)
-                assert summary["decision"] == {"inject": "injected", "preserve": "preserved"}[case], summary
+                assert summary["decision"] == ("injected" if case == "inject" else "preserved"), summary
             if not args.no_sdk:
                 wall, rss, out = run([py, "-c", SDK_STYLE, endpoint, BUCKET, f"{size}/model.tar.gz",
                                       f"out/sdk/{size}/model.tar.gz", HP], env)
@@ -191,16 +199,39 @@ def main() -> None:
     report(rows)
 
 
+def hp_first(inject_path: Path) -> Path:
+    """The inject archive with a root hyperparameters.json prepended as its first member (gzip -6), built once."""
+    out = inject_path.with_name(inject_path.name.replace(".tar.gz", "-hpfirst.tar.gz"))
+    if not out.exists():
+        import gzip
+
+        from dummy_training.splice import tar_member
+
+        print(f"building {out} ...", file=sys.stderr)
+        with open(str(out) + ".part", "wb") as dst:
+            gz = subprocess.Popen(["gzip", "-6", "-n", "-c"], stdin=subprocess.PIPE, stdout=dst)
+            assert gz.stdin is not None
+            gz.stdin.write(tar_member(HP.encode(), mtime=0))
+            with gzip.open(inject_path, "rb") as src:
+                while chunk := src.read(4 * MiB):
+                    gz.stdin.write(chunk)
+            gz.stdin.close()
+            if gz.wait() != 0:
+                raise SystemExit("gzip failed")
+        os.replace(str(out) + ".part", out)
+    return out
+
+
 def report(rows: list) -> None:
-    print(f"{'model':>9} {'object':>9} | {'case':<9} {'wall s':>7} {'x dl':>6} {'publish s':>9} "
+    print(f"{'model':>9} {'object':>9} | {'case':<12} {'wall s':>7} {'x dl':>6} {'publish s':>9} "
           f"{'uploaded':>13} {'peak mem':>9}")
     for size, compressed, results in rows:
         download = results["download"][0]
         for case, (wall, rss, uploaded, publish) in results.items():
-            print(f"{size:>5} MiB {compressed / MiB:>5.0f} MiB | {case:<9} {wall:>7.2f} {wall / download:>6.2f} "
+            print(f"{size:>5} MiB {compressed / MiB:>5.0f} MiB | {case:<12} {wall:>7.2f} {wall / download:>6.2f} "
                   f"{publish:>9.2f} {uploaded / 1024:>9.1f} KiB {rss:>6.0f} MB")
         checks = []
-        for case in ("inject", "preserve"):
+        for case in [c for c in ("inject", "preserve", "preserve-1st") if c in results]:
             wall, rss, uploaded, publish = results[case]
             fast = "ok" if wall <= 1.5 * download else "MISS"
             checks.append(f"{case}: {wall / download:.2f}x download (<= 1.5 {fast}), "
