@@ -379,3 +379,38 @@ def test_background_copies_stay_block_aligned(tmp_path: Path, monkeypatch: pytes
     assert [s for s, _ in sink.copies] == [0] + [e for _, e in sink.copies[:-1]]  # contiguous from 0
     assert last[1] == result.kept_prefix
     assert_injected(data, tmp_path / "out" / "model.tar.gz")
+
+
+@pytest.mark.parametrize(("compressor", "long_blocks"), [("zlib-ng-1", True), ("isal-0", True), ("gzip-6", False),
+                                                         ("gzip-1", False), ("stored", False), ("sync-flush", False)])
+def test_long_block_probe_tells_one_block_streams_apart(tmp_path: Path, compressor: str, long_blocks: bool) -> None:
+    data = make_model_archive(weights_size=400_000, small_files=3, compressor=compressor)
+    path = tmp_path / "m.tar.gz"
+    path.write_bytes(data)
+    with LocalFileSource(path) as source:
+        assert gzip_scan.has_long_blocks(source, limit=64 << 10) is long_blocks
+        assert gzip_scan.has_long_blocks(source, limit=len(data)) is False  # no verdict past the stream's end
+
+
+def test_long_block_probe_leaves_other_inputs_to_the_scanners(tmp_path: Path) -> None:
+    for name, data in {"plain": b"not gzip" * 100, "truncated": make_model_archive()[:30]}.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        with LocalFileSource(path) as source:
+            assert gzip_scan.has_long_blocks(source) is False  # not gzip, or it ends before any verdict
+
+
+def test_one_block_archive_skips_the_parallel_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """rapidgzip cannot split a stream that is one deflate block: it would decode it on one thread, in memory,
+    until the budget stopped it. The probe sends it straight to the single-thread scanner."""
+    monkeypatch.setattr(engine, "_parallel_worthwhile", lambda: True)
+
+    def no_child(*_a: object, **_k: object) -> None:
+        raise AssertionError("the parallel scan was started")
+
+    monkeypatch.setattr(engine, "run_in_child", no_child)
+    data = make_model_archive(weights_size=6_000_000, small_files=3, compressor="zlib-ng-1")
+    assert len(data) > engine.PARALLEL_READ
+    result, out = repack_bytes(data, tmp_path, b'{"epochs": "3"}')
+    assert result.scanner != "rapidgzip" and result.method == "splice"
+    assert members(out.read_bytes())[:-1] == members(data)

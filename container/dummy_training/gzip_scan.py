@@ -321,6 +321,39 @@ def refine_point(source: ByteSource, start: SplicePoint, end: int) -> SplicePoin
 
 
 # ------------------------------------------------------------------------------- fast scanner
+def has_long_blocks(source: ByteSource, limit: int = PARALLEL_READ) -> bool:
+    """True when no deflate block of the first gzip member ends within its first ``limit`` compressed bytes.
+
+    rapidgzip splits the stream at block boundaries, one chunk of ``PARALLEL_READ`` bytes per thread: a
+    stream written as one huge block (zlib-ng level 1, isal level 0) cannot be split, and rapidgzip then
+    decodes it on one thread, holding it in memory until the memory budget stops it. A compressor keeps its
+    block sizes, so the start of the stream tells. A normal stream stops this probe at its first boundary,
+    tens of KiB in.
+    """
+    inp = _Input(source, chunk_size=64 << 10)
+    try:
+        read_gzip_header(inp)
+    except InvalidInputError:
+        return False  # not for this probe to judge: the scanners report it
+    start = inp.offset
+    with BlockInflater(out_size=256 << 10) as inflater:
+        while not inflater.finished:
+            if inflater.avail_in == 0:
+                data = inp.take()
+                if not data:
+                    return False
+                inflater.feed(data)
+            try:
+                inflater.step()
+            except InvalidInputError:
+                return False
+            if inflater.at_boundary:
+                return False
+            if inp.offset - inflater.avail_in - start > limit:
+                return True
+    return False
+
+
 def scan_gzip_parallel(
     source: ByteSource,
     *,
