@@ -288,3 +288,14 @@ def test_one_deflate_block_archive_uploads_its_re_deflated_body(s3, bucket, moto
     assert out == _local(tmp_path, data, "one-block", hyperparameters_json=HP)
     assert s3_ends.TRAFFIC.bytes_uploaded >= len(out) - 10
     assert open_uploads(s3, bucket) == []
+
+
+def test_long_block_probe_fetches_little_from_s3(s3, bucket, moto_endpoint) -> None:  # noqa: ANN001
+    """The probe before the parallel scan reads in small growing ranges, not the source's read-ahead."""
+    from dummy_training.gzip_scan import has_long_blocks
+
+    uri = _put(s3, bucket, "in/probe.tar.gz", big_model(24, seed=11))
+    with s3_ends.S3Source.open(uri, endpoint_url=moto_endpoint) as source:
+        s3_ends.TRAFFIC.reset()
+        assert has_long_blocks(source) is False
+        assert s3_ends.TRAFFIC.bytes_downloaded <= 256 << 10

@@ -321,6 +321,25 @@ def refine_point(source: ByteSource, start: SplicePoint, end: int) -> SplicePoin
 
 
 # ------------------------------------------------------------------------------- fast scanner
+class _GrowingReads:
+    """The first ``end`` bytes of a source in reads of 64 KiB, 128 KiB, ... up to 1 MiB: a probe that stops
+    early fetches little, from S3 too (one ranged GET each, no read-ahead)."""
+
+    def __init__(self, source: ByteSource, end: int) -> None:
+        self._source = source
+        self._end = min(end, source.size)
+
+    def chunks(self, start: int = 0, end: int | None = None, chunk_size: int = 0) -> Iterator[bytes]:
+        offset, step = start, 64 << 10
+        while offset < self._end:
+            data = self._source.pread(offset, min(step, self._end - offset))
+            if not data:
+                return
+            yield data
+            offset += len(data)
+            step = min(2 * step, 1 << 20)
+
+
 def has_long_blocks(source: ByteSource, limit: int = PARALLEL_READ) -> bool:
     """True when no deflate block of the first gzip member ends within its first ``limit`` compressed bytes.
 
@@ -330,7 +349,7 @@ def has_long_blocks(source: ByteSource, limit: int = PARALLEL_READ) -> bool:
     block sizes, so the start of the stream tells. A normal stream stops this probe at its first boundary,
     tens of KiB in.
     """
-    inp = _Input(source, chunk_size=64 << 10)
+    inp = _Input(_GrowingReads(source, limit + (1 << 20)))  # type: ignore[arg-type]
     try:
         read_gzip_header(inp)
     except InvalidInputError:
