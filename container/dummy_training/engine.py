@@ -247,11 +247,13 @@ def _scan_remote_parallel(source: ByteSource, **kwargs: object) -> GzipScan | No
 
 def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> GzipScan:
     scan = None
-    if _parallel_worthwhile() and has_long_blocks(source):
+    parallel = _parallel_worthwhile()
+    if parallel and has_long_blocks(source):
         log.info("the archive's deflate blocks are longer than %d MiB (e.g. zlib-ng level 1 or isal level 0), "
                  "which the parallel scan cannot split: scanning with the single-thread scanner",
                  PARALLEL_READ >> 20)
-    elif _parallel_worthwhile():
+        parallel = False
+    if parallel:
         # in a child process under a memory budget: rapidgzip's memory grows with the compression ratio
         if source.local_path is not None:
             scan = run_in_child(scan_gzip_parallel, source, on_kept=copier.advance, on_progress=progress,
