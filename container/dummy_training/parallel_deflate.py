@@ -21,10 +21,10 @@ from collections.abc import Iterable, Iterator
 from isal import isal_zlib
 
 from dummy_training.crc32_combine import crc32
+from dummy_training.deflate_blocks import WINDOW
 
 LEVEL = 1  # isal levels are 0-3; 1 is the fast one and still shrinks typical model data
 CHUNK = 1 << 20
-WINDOW = 32768
 #: An empty final block with fixed Huffman codes (BFINAL=1, BTYPE=01, end-of-block), after a byte-aligned end.
 FINAL_BLOCK = b"\x03\x00"
 
