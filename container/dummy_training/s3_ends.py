@@ -557,9 +557,7 @@ class S3Sink:
         self._whole_planned = False
         for p in self._parts:
             if p.future is not None and p.future.cancelled():
-                assert p.source is not None
-                p.future = self._pool.submit(self._copy_part, self._upload_id, p.number, p.source, p.start, p.end)
-                p.future.add_done_callback(self._failure_noter())
+                self._start_copy(p)
         self._emit_copies()
 
     def _flush_run(self, last: bool) -> None:
@@ -610,9 +608,14 @@ class S3Sink:
     def _emit_copy(self, source: S3Source, start: int, end: int) -> None:
         self._raise_failure()
         part = _Part(self._next_number(), "copy", end - start, source, start, end)
-        part.future = self._pool.submit(self._copy_part, self._upload_id, part.number, source, start, end)
-        part.future.add_done_callback(self._failure_noter())
+        self._start_copy(part)
         self._parts.append(part)
+
+    def _start_copy(self, part: _Part) -> None:
+        assert part.source is not None
+        part.future = self._pool.submit(self._copy_part, self._upload_id, part.number, part.source, part.start,
+                                        part.end)
+        part.future.add_done_callback(self._failure_noter())
 
     def _emit_upload(self, data: bytes) -> None:
         self._raise_failure()
