@@ -9,6 +9,7 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from dummy_training.deflate_blocks import BlockInflater
 from dummy_training.engine import EngineResult, repack_archive
 from dummy_training.local_ends import LocalFileSink, LocalFileSource
 
@@ -88,3 +89,16 @@ class LogLines(logging.Handler):
     @property
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+def block_boundaries(stream: bytes) -> list[tuple[int, int]]:
+    """(bit offset, uncompressed offset) of every non-final deflate block boundary in a raw stream."""
+    found = []
+    u = 0
+    with BlockInflater(out_size=1 << 16) as inflater:
+        inflater.feed(stream)
+        while not inflater.finished:
+            u += len(inflater.step())
+            if inflater.at_boundary and not inflater.finished:
+                found.append((inflater.boundary_bit(len(stream) - inflater.avail_in), u))
+    return found

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 from archives import make_model_archive
-from engine_helpers import LogLines, members, repack_bytes
+from engine_helpers import LogLines, block_boundaries, members, repack_bytes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from zlib_ng import zlib_ng
 
 from dummy_training import engine
-from dummy_training.deflate_blocks import BlockInflater
 from dummy_training.gzip_scan import scan_gzip
 from dummy_training.local_ends import LocalFileSource
 from dummy_training.parallel_deflate import FINAL_BLOCK, DeflateStream
@@ -74,14 +73,7 @@ def test_empty_input_is_just_the_final_block() -> None:
 def test_every_chunk_ends_on_a_block_boundary() -> None:
     data = _data(2, 10 * 65536)
     stream = b"".join(DeflateStream([data], chunk_size=65536, threads=2))
-    boundaries = set()
-    u = 0
-    with BlockInflater(out_size=1 << 16) as inflater:
-        inflater.feed(stream)
-        while not inflater.finished:
-            u += len(inflater.step())
-            if inflater.at_boundary:
-                boundaries.add(u)
+    boundaries = {u for _, u in block_boundaries(stream)}
     assert {k * 65536 for k in range(1, 11)} <= boundaries
 
 

@@ -8,11 +8,11 @@ import struct
 import zlib
 
 import pytest
+from engine_helpers import block_boundaries
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dummy_training.crc32_combine import crc32_combine
-from dummy_training.deflate_blocks import BlockInflater
 from dummy_training.gzip_scan import SplicePoint
 from dummy_training.splice import build_tail, end_of_archive, glue, tar_member
 
@@ -36,25 +36,12 @@ def test_glue_keeps_bits_and_closes_with_empty_stored_block(nbits: int) -> None:
     assert len(out) == (6 if nbits + 3 > 8 else 5)
 
 
-def _boundaries(stream: bytes) -> list[tuple[int, int]]:
-    """(bit offset, uncompressed offset) of every non-final deflate block boundary in a raw stream."""
-    found = []
-    u = 0
-    with BlockInflater(out_size=1 << 16) as inflater:
-        inflater.feed(stream)
-        while not inflater.finished:
-            u += len(inflater.step())
-            if inflater.at_boundary and not inflater.finished:
-                found.append((inflater.boundary_bit(len(stream) - inflater.avail_in), u))
-    return found
-
-
 def test_splicing_at_every_block_boundary_gives_a_valid_stream() -> None:
     rng = random.Random(1)
     data = b"".join(rng.choice([rng.randbytes(700), b"text text text " * 40, bytes(900)]) for _ in range(150))
     c = zlib.compressobj(6, zlib.DEFLATED, -15, 1)  # memLevel 1: small blocks, many boundaries
     stream = c.compress(data) + c.flush()
-    points = _boundaries(stream)
+    points = block_boundaries(stream)
     assert len({bit % 8 for bit, _ in points}) == 8, "want boundaries at several bit offsets"
     for bit, u in points:
         point = SplicePoint(bit, u, zlib.crc32(data[:u]), 0, data[max(0, u - 32768) : u])
