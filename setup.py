@@ -10,7 +10,7 @@ VERSION = re.search(
     r'^__version__ = "([^"]+)"', (HERE / "container/dummy_training/__init__.py").read_text(), re.M
 ).group(1)
 
-ENGINE = ["rapidgzip>=0.14", "isal>=1.6", "zlib-ng>=0.5"]
+ENGINE = ["rapidgzip>=0.14", "isal>=1.6", "zlib-ng>=0.5", "tqdm>=4.66"]
 S3 = ["boto3>=1.34"]
 KFP = ["kfp>=2.17,<2.18", "kfp-kubernetes>=2.17,<2.18"]
 ACK = ["kubernetes>=28", "PyYAML>=6"]

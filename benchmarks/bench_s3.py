@@ -205,7 +205,7 @@ def hp_first(inject_path: Path) -> Path:
     if not out.exists():
         import gzip
 
-        from dummy_training.splice import tar_member
+        from dummy_training.engine.splice import tar_member
 
         print(f"building {out} ...", file=sys.stderr)
         with open(str(out) + ".part", "wb") as dst:

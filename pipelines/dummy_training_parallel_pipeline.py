@@ -9,8 +9,8 @@ Compile with ``dummy-training compile`` (writes pipelines/dummy_training_paralle
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 from kfp import dsl
 
-from dummy_training.kfp_components.steps import native_repack
-from dummy_training.kfp_components.task_settings import DEFAULT_AWS_SECRET
+from dummy_training.kfp.components.steps import native_repack
+from dummy_training.kfp.components.task_settings import DEFAULT_AWS_SECRET
 
 DEFAULT_PARALLELISM = 4
 

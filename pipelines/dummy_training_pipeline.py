@@ -12,10 +12,10 @@ Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipelin
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 from kfp import dsl
 
-from dummy_training.kfp_components.ack import ack_repack
-from dummy_training.kfp_components.sagemaker import sagemaker_repack
-from dummy_training.kfp_components.steps import KNOWN_BACKENDS, native_repack, unknown_backend_op
-from dummy_training.kfp_components.task_settings import DEFAULT_AWS_SECRET
+from dummy_training.kfp.components.ack import ack_repack
+from dummy_training.kfp.components.sagemaker import sagemaker_repack
+from dummy_training.kfp.components.steps import KNOWN_BACKENDS, native_repack, unknown_backend_op
+from dummy_training.kfp.components.task_settings import DEFAULT_AWS_SECRET
 
 PIPELINE_NAME = "dummy-training-pipeline"  # not "dummy-training": that is the component (kfp would load the YAML as it)
 

@@ -86,8 +86,8 @@ def errors(manifest: dict[str, Any], *, strict_fields: bool = True) -> list[str]
 
 def ack_to_request(spec: dict[str, Any]) -> dict[str, Any]:
     """An ACK ProcessingJob ``spec`` back in boto3's casing, matched case-insensitively against botocore's own
-    model of CreateProcessingJob: a reverse mapping independent of ``ack_job``'s converter (an unknown field
-    raises KeyError)."""
+    model of CreateProcessingJob: a reverse mapping independent of the converter in ``dummy_training.ack.manifest``
+    (an unknown field raises KeyError)."""
     return _reverse(spec, create_processing_job_shape())
 
 

@@ -56,7 +56,7 @@ def logged() -> Iterator[LogLines]:
     from engine_helpers import LogLines
 
     handler = LogLines()
-    logger = logging.getLogger("dummy_training.engine")
+    logger = logging.getLogger("dummy_training.engine.archive")
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

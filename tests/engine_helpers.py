@@ -9,9 +9,9 @@ import tarfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from dummy_training.deflate_blocks import BlockInflater
-from dummy_training.engine import EngineResult, repack_archive
-from dummy_training.local_ends import LocalFileSink, LocalFileSource
+from dummy_training.ends.local_file import LocalFileSink, LocalFileSource
+from dummy_training.engine.archive import EngineResult, repack_archive
+from dummy_training.engine.deflate_blocks import BlockInflater
 
 
 class RemoteLikeSource:

@@ -10,44 +10,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
 
 from dummy_training import __version__
-from dummy_training.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, USER_ERRORS, Interrupted
+from dummy_training.console import install_signal_handlers, print_error, setup_logging
+from dummy_training.errors import EXIT_INTERRUPTED, EXIT_UNEXPECTED, USER_ERRORS
 
 log = logging.getLogger("dummy_training")
 
 #: sub-command -> module with add_parser(subparsers); imported lazily only when the command is parsed.
 COMMANDS: dict[str, str] = {
-    "repack": "dummy_training.repack_cli",
-    "compile": "dummy_training.compile",
-    "demo": "dummy_training.demo",
-    "sagemaker": "dummy_training.sagemaker_cli",
-    "ack": "dummy_training.ack_cli",
+    "repack": "dummy_training.step.cli",
+    "compile": "dummy_training.kfp.compile",
+    "demo": "dummy_training.kfp.demo",
+    "sagemaker": "dummy_training.sagemaker.cli",
+    "ack": "dummy_training.ack.cli",
 }
-
-
-def _raise_interrupted(signum: int, _frame: object) -> None:
-    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
-
-
-def install_signal_handlers() -> None:
-    """SIGTERM/SIGINT raise ``Interrupted`` in the main thread so every command's cleanup runs."""
-    signal.signal(signal.SIGTERM, _raise_interrupted)
-    signal.signal(signal.SIGINT, _raise_interrupted)
-
-
-def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger("dummy_training")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,10 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
-        print(f"dummy-training: error: {exc}", file=sys.stderr)
+        print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dummy-training: error: interrupted", file=sys.stderr)
+        print_error("interrupted")
         return EXIT_INTERRUPTED
     except Exception:  # a bug: show everything
         traceback.print_exc()

@@ -71,7 +71,7 @@ python3 - <<'PY'
 import os, tempfile
 from pathlib import Path
 import boto3
-from dummy_training.example_model import write_example_hyperparameters, write_example_model
+from dummy_training.kfp.example_model import write_example_hyperparameters, write_example_model
 
 tmp = Path(tempfile.mkdtemp())
 s3 = boto3.client("s3", endpoint_url=f"http://localhost:{os.environ['MINIO_PORT']}", region_name="us-east-1",

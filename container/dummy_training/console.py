@@ -1,0 +1,44 @@
+"""How every entry point talks to a person: logging to stderr, SIGTERM/SIGINT as ``Interrupted``, and the
+one-line error with the CLI's exit code. Shared by the CLI, the KFP component runtime and the launchers."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from typing import NoReturn
+
+from dummy_training.errors import Interrupted
+
+ERROR_PREFIX = "dummy-training: error:"
+
+
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM/SIGINT raise ``Interrupted`` in the main thread so every command's cleanup runs."""
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+    signal.signal(signal.SIGINT, _raise_interrupted)
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("dummy_training")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def print_error(exc: BaseException | str) -> None:
+    """The one line a user error prints on stderr."""
+    print(f"{ERROR_PREFIX} {exc}", file=sys.stderr, flush=True)
+
+
+def fail(exc: BaseException, code: int) -> NoReturn:
+    """End a KFP task the way the CLI ends: one line on stderr, the CLI's exit code."""
+    print_error(exc)
+    raise SystemExit(code) from None

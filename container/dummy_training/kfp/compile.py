@@ -1,0 +1,209 @@
+"""`dummy-training compile`: regenerate every components/*/component.yaml and pipelines/*.yaml from Python.
+
+Discovery, no registry:
+- components: every module of ``dummy_training.kfp.components`` whose name does not start with ``_`` is
+  imported; its ``COMPONENTS`` dict (folder name -> component) gives ``components/<name>/component.yaml``.
+- pipelines: every ``pipelines/*.py`` whose name does not start with ``_`` is loaded; its ``PIPELINE``
+  (a ``@dsl.pipeline`` function) gives ``pipelines/<stem>.yaml``. A copy of each compiled pipeline is also
+  written into the package (``dummy_training/kfp/data/pipelines/``) so ``dummy-training demo`` finds it in any
+  install.
+
+The output is deterministic (same sources, same kfp version, same image -> same bytes); ``--check`` compiles
+into memory and fails (exit 1) listing every YAML that differs from a fresh compile, which is what CI's drift
+test does. Also runnable as ``python -m dummy_training compile``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import pkgutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from dummy_training.errors import EXIT_OK, DummyTrainingError, InvalidInputError, RuntimeIOError
+
+log = logging.getLogger("dummy_training.kfp.compile")
+
+COMPONENT_FILE = "component.yaml"
+#: Where the package's copy of the compiled pipelines lives, relative to the repository root.
+PACKAGE_PIPELINES_DIR = Path("container") / "dummy_training" / "kfp" / "data" / "pipelines"
+
+
+class DriftError(DummyTrainingError):
+    """Committed YAML differs from a fresh compile."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    """One YAML to write: where, and how to compile it."""
+
+    path: Path  # relative to the repository root
+    source: str  # "module:NAME" for logs and errors
+    obj: Any  # a component or a pipeline function
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: the nearest parent of ``start`` (default cwd) holding components/ and pipelines/,
+    else the checkout this package was imported from (editable install)."""
+    candidates = [start or Path.cwd()]
+    candidates += list(candidates[0].resolve().parents)
+    candidates.append(Path(__file__).resolve().parents[2])
+    for c in candidates:
+        if (c / "components").is_dir() and (c / "pipelines").is_dir() and (c / "container").is_dir():
+            return c
+    raise InvalidInputError("cannot find the repository root (a directory with components/, pipelines/ and "
+                            "container/): run from the checkout or pass --root")
+
+
+def component_modules(reload: bool = False) -> list[ModuleType]:
+    """Every component module of ``dummy_training.kfp.components`` (name order), imported.
+
+    With ``reload`` the whole package is imported afresh (the image is read at import time), so modules that
+    import each other all see the new image whatever their import order.
+    """
+    prefix = "dummy_training.kfp.components"
+    if reload:
+        for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+            del sys.modules[name]
+    package = importlib.import_module(prefix)
+    return [
+        importlib.import_module(f"{prefix}.{info.name}")
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name)
+        if not info.name.startswith("_")
+    ]
+
+
+def discover_components(reload: bool = False) -> dict[str, tuple[str, Any]]:
+    """components/<name> -> (module name, component), from every module's ``COMPONENTS``."""
+    found: dict[str, tuple[str, Any]] = {}
+    for module in component_modules(reload):
+        for name, component in getattr(module, "COMPONENTS", {}).items():
+            if name in found:
+                raise InvalidInputError(f"component folder {name!r} defined twice: in {found[name][0]} and "
+                                        f"{module.__name__}")
+            found[name] = (module.__name__, component)
+    return dict(sorted(found.items()))
+
+
+def load_pipeline_module(path: Path) -> ModuleType:
+    """Import ``pipelines/<stem>.py`` by path (pipelines/ is not a package)."""
+    name = f"_dummy_training_pipelines_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
+        raise InvalidInputError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def discover_pipelines(root: Path) -> dict[str, tuple[str, Any]]:
+    """pipelines/<stem>.yaml -> (file, pipeline function), from every ``pipelines/*.py`` defining ``PIPELINE``."""
+    found: dict[str, tuple[str, Any]] = {}
+    for path in sorted((root / "pipelines").glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = load_pipeline_module(path)
+        pipeline = getattr(module, "PIPELINE", None)
+        if pipeline is None:
+            log.warning("%s defines no PIPELINE; skipped", path)
+            continue
+        found[path.stem] = (str(path.relative_to(root)), pipeline)
+    return found
+
+
+def targets(root: Path, image: str | None = None) -> list[Target]:
+    """Every YAML the repository carries, with what compiles it."""
+    from dummy_training.kfp import components as kfp_components
+
+    reload = False
+    if image is not None:
+        os.environ[kfp_components.IMAGE_ENV] = image
+    if kfp_components.image() != kfp_components.IMAGE:
+        reload = True  # the environment changed since the components were imported
+    out = [
+        Target(Path("components") / name / COMPONENT_FILE, f"{module}:{name}", comp)
+        for name, (module, comp) in discover_components(reload).items()
+    ]
+    for stem, (source, pipeline) in discover_pipelines(root).items():
+        out.append(Target(Path("pipelines") / f"{stem}.yaml", source, pipeline))
+        out.append(Target(PACKAGE_PIPELINES_DIR / f"{stem}.yaml", source, pipeline))
+    return out
+
+
+def compile_one(obj: Any, path: Path) -> None:
+    from kfp import compiler
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    compiler.Compiler().compile(obj, str(path))
+
+
+def compile_text(obj: Any) -> str:
+    with tempfile.TemporaryDirectory(prefix="dummy-training-compile-") as tmp:
+        out = Path(tmp) / "out.yaml"
+        compile_one(obj, out)
+        return out.read_text()
+
+
+def compile_all(root: Path, image: str | None = None, check: bool = False,
+                echo: Callable[[str], None] = print) -> list[Path]:
+    """Write (or with ``check``, compare) every YAML; return the paths written or found drifted."""
+    changed: list[Path] = []
+    for target in targets(root, image):
+        dest = root / target.path
+        fresh = compile_text(target.obj)
+        current = dest.read_text() if dest.is_file() else None
+        shown = str(target.path)
+        if current == fresh:
+            echo(f"up to date  {shown}  ({target.source})")
+            continue
+        changed.append(dest)
+        if check:
+            echo(f"DRIFTED     {shown}  ({target.source})" if current is not None else f"MISSING     {shown}")
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(fresh)
+            echo(f"wrote       {shown}  ({target.source})")
+    if check and changed:
+        raise DriftError(f"{len(changed)} YAML file(s) differ from a fresh compile: run `dummy-training compile` "
+                         "and commit the result")
+    return changed
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compile",
+        help="regenerate components/*/component.yaml and pipelines/*.yaml",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    _add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--root", type=Path, help="repository root (default: found from the current directory)")
+    p.add_argument("--image", help="image the components run in (default $DUMMY_TRAINING_IMAGE or "
+                                   "dummy-training:<version>); the committed YAMLs use the default")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any YAML differs (CI)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import kfp  # noqa: F401
+    except ImportError:
+        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
+    root = args.root.resolve() if args.root else find_root()
+    compile_all(root, image=args.image, check=args.check)
+    return EXIT_OK

@@ -1,0 +1,295 @@
+"""`dummy-training demo`: run the compiled pipeline on this machine with kfp.local (no cluster, no AWS account).
+
+Makes a small example model (no root hyperparameters.json, or with one for ``--preserve``) and example
+hyperparameters, runs the COMPILED pipeline YAML (``dummy_training_pipeline.yaml``, shipped in the package)
+with ``kfp.local.SubprocessRunner(use_venv=False)`` on backend ``kubernetes`` (the native branch: import,
+repack, check), then prints where the output is, the decision taken and the output's members. The full
+kfp.local log goes to ``<output-dir>/demo-<time>.log`` (``--show-log`` streams it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.resources
+import json
+import re
+import sys
+import tarfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from dummy_training import contract
+from dummy_training.errors import EXIT_OK, InputNotFoundError, InvalidInputError, JobFailedError, RuntimeIOError
+from dummy_training.hyperparameters import parse_hyperparameters
+from dummy_training.step.repack import human_bytes
+
+PIPELINE_YAML = "dummy_training_pipeline.yaml"
+DEFAULT_OUTPUT_DIR = "local_outputs"
+LISTED_MEMBERS = 50
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ECHO = re.compile(r"finished with status|dummy-training: error")
+_EXCEPTION = re.compile(r"^[A-Za-z_.]*(Error|Exception|Exit)\b.*: ")
+
+
+def packaged_pipeline(name: str = PIPELINE_YAML) -> Path:
+    """The compiled pipeline shipped in the package (written there by `dummy-training compile`)."""
+    path = Path(str(importlib.resources.files("dummy_training.kfp") / "data" / "pipelines" / name))
+    if not path.is_file():
+        raise InputNotFoundError(f"compiled pipeline {name} not found in the package at {path}: "
+                                 "run `dummy-training compile` in the repository")
+    return path
+
+
+class _Tee(IO[str]):
+    """stdout replacement while kfp.local runs: everything to the log, task status lines (or all) echoed."""
+
+    def __init__(self, log: IO[str], echo: IO[str], echo_all: bool) -> None:
+        self.log, self.echo, self.echo_all = log, echo, echo_all
+        self.partial = ""
+        self.errors: list[str] = []  # the engine's one-line messages
+        self.exceptions: list[str] = []  # last lines of tracebacks (bugs, or kfp failing to run a task)
+
+    def write(self, s: str) -> int:
+        self.log.write(s)
+        if self.echo_all:
+            self.echo.write(s)
+        self.partial += s
+        *lines, self.partial = self.partial.split("\n")
+        for line in lines:
+            plain = _ANSI.sub("", line).strip()
+            if "dummy-training: error:" in plain:
+                self.errors.append(plain[plain.index("dummy-training: error:"):])
+            elif _EXCEPTION.match(plain):
+                self.exceptions.append(plain)
+            if not self.echo_all and _ECHO.search(plain):
+                self.echo.write("  " + plain + "\n")
+        return len(s)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.echo.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@dataclass
+class DemoResult:
+    """What the demo found after the run (also used by the tests)."""
+
+    run_dir: Path
+    output: Path
+    metadata: dict[str, Any]
+    members: list[tuple[str, int, str]] = field(default_factory=list)  # (name, size, type)
+    member_count: int = 0
+    checked_hyperparameters: dict[str, Any] | None = None
+    log_path: Path | None = None
+    elapsed_seconds: float = 0.0
+
+
+def _executor_output(task_dir: Path) -> dict[str, Any]:
+    path = task_dir / "executor_output.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def list_members(archive: Path, limit: int = LISTED_MEMBERS) -> tuple[list[tuple[str, int, str]], int]:
+    """The first ``limit`` members (name, size, type) and the member count."""
+    shown: list[tuple[str, int, str]] = []
+    count = 0
+    with tarfile.open(archive, "r|gz") as tar:
+        for m in tar:
+            count += 1
+            if len(shown) < limit:
+                shown.append((m.name, m.size, "dir" if m.isdir() else "file" if m.isfile() else "other"))
+    return shown, count
+
+
+def collect_result(run_dir: Path) -> DemoResult:
+    """Find the repack output (``<task>/output_model/model.tar.gz``), its metadata and the check's answer."""
+    outputs = sorted(run_dir.glob(f"**/output_model/{contract.MODEL_FILENAME}"))
+    if not outputs:
+        raise JobFailedError(f"the run finished but no output model was found under {run_dir}")
+    output = outputs[0]
+    task_dir = output.parent.parent
+    artifacts = _executor_output(task_dir).get("artifacts", {}).get("output_model", {}).get("artifacts", [{}])
+    metadata = dict(artifacts[0].get("metadata", {})) if artifacts else {}
+    checked = None
+    for check_dir in sorted(task_dir.parent.glob("check-model-op*")):
+        value = _executor_output(check_dir).get("parameterValues", {}).get("Output")
+        if value:
+            checked = json.loads(value)
+    members, count = list_members(output)
+    return DemoResult(run_dir=run_dir, output=output, metadata=metadata, members=members, member_count=count,
+                      checked_hyperparameters=checked)
+
+
+def _drop_key(node: Any, key: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _drop_key(v, key) for k, v in node.items() if k != key}
+    if isinstance(node, list):
+        return [_drop_key(v, key) for v in node]
+    return node
+
+
+def local_pipeline_text(yaml_text: str) -> str:
+    """The compiled pipeline without its retry policies, for a local run.
+
+    kfp.local honours ``retryPolicy`` with its backoff (30 s, then 60 s): a deterministic failure such as a
+    missing hyperparameters.json would take 90 s to report. Retries are for a cluster's transient failures;
+    locally nothing else changes.
+    """
+    import yaml
+
+    docs = [_drop_key(doc, "retryPolicy") for doc in yaml.safe_load_all(yaml_text) if doc is not None]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def run_pipeline(
+    pipeline_yaml: Path,
+    output_dir: Path,
+    arguments: dict[str, str],
+    *,
+    echo: IO[str] | None = None,
+    show_log: bool = False,
+) -> DemoResult:
+    """Run a compiled pipeline with kfp.local's SubprocessRunner; return what it produced.
+
+    Raises ``JobFailedError`` with the engine's one-line message when the run fails.
+    """
+    try:
+        from kfp import components, local
+    except ImportError:
+        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
+
+    echo = echo or sys.stdout
+    output_dir.mkdir(parents=True, exist_ok=True)
+    pipeline_root = output_dir / "pipeline_root"
+    pipeline_root.mkdir(exist_ok=True)
+    before = set(pipeline_root.iterdir())
+    log_path = output_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
+    pipeline = components.load_component_from_text(local_pipeline_text(pipeline_yaml.read_text()))
+    started = time.monotonic()
+    failure: Exception | None = None
+    with open(log_path, "w") as log_fh, warnings.catch_warnings():
+        # our image name has no "python" in it; kfp.local warns about that even though we run in-process
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
+        # resources, display names, k8s settings: meaningful on a cluster, no-ops here (and said so in the log)
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        tee = _Tee(log_fh, echo, show_log)
+        with contextlib.redirect_stdout(tee):
+            try:
+                pipeline(**arguments)
+            except RuntimeError as exc:  # kfp.local: "Pipeline ... finished with status FAILURE"
+                failure = exc
+        tee.flush()
+    elapsed = time.monotonic() - started
+    if failure is not None:
+        reason = (tee.errors or tee.exceptions or [_ANSI.sub("", str(failure)).strip().splitlines()[0]])[0]
+        reason = reason.removeprefix("dummy-training: error: ")
+        raise JobFailedError(f"the pipeline run failed: {reason} (full log: {log_path})")
+    new_runs = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
+    if not new_runs:
+        raise JobFailedError(f"the run left nothing under {pipeline_root} (full log: {log_path})")
+    result = collect_result(new_runs[-1])
+    result.log_path, result.elapsed_seconds = log_path, elapsed
+    return result
+
+
+def report(result: DemoResult, model: str, hyperparameters: str, hyperparameters_json: str, out: IO[str]) -> None:
+    w = out.write
+    meta = result.metadata
+    w(f"\nThe pipeline ran locally (kfp.local, no cluster) in {result.elapsed_seconds:.1f} s.\n")
+    w(f"  model:            {model}\n")
+    ignored = " (ignored: the archive's own wins)" if meta.get("decision") == contract.DECISION_PRESERVED else ""
+    if hyperparameters:
+        w(f"  hyperparameters:  {hyperparameters}{ignored}\n")
+    if hyperparameters_json:
+        w(f"  hyperparameters:  {hyperparameters_json} (inline){ignored}\n")
+    w(f"  decision:         {meta.get('decision', '?')} (method {meta.get('method', '?')})\n")
+    w(f"  output:           {result.output}\n")
+    w(f"  size, sha256:     {human_bytes(result.output.stat().st_size)}, {meta.get('sha256', '?')}\n")
+    w(f"  members ({result.member_count}):\n")
+    for name, size, kind in result.members:
+        w(f"    {human_bytes(size) if kind == 'file' else '':>10}  {name}{'/' if kind == 'dir' else ''}\n")
+    if result.member_count > len(result.members):
+        w(f"    ... and {result.member_count - len(result.members)} more\n")
+    if result.checked_hyperparameters is not None:
+        w(f"  check step read {contract.HYPERPARAMETERS_FILENAME}: "
+          f"{json.dumps(result.checked_hyperparameters, sort_keys=True)}\n")
+    w(f"  full log:         {result.log_path}\n")
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "demo",
+        help="run the pipeline locally with kfp.local on an example model (no cluster, no AWS)",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument(contract.MODEL.flag, dest=contract.MODEL.name, metavar="PATH",
+                   help="your model.tar.gz (default: a generated example model without hyperparameters.json)")
+    p.add_argument(contract.HYPERPARAMETERS.flag, dest=contract.HYPERPARAMETERS.name, metavar="PATH",
+                   help="hyperparameters.json to inject (default with the example model: example hyperparameters)")
+    p.add_argument(contract.HYPERPARAMETERS_JSON.flag, dest=contract.HYPERPARAMETERS_JSON.name, metavar="JSON",
+                   help=contract.HYPERPARAMETERS_JSON.help)
+    p.add_argument(contract.OUTPUT_DIR.flag, dest=contract.OUTPUT_DIR.name, metavar="DIR", default=DEFAULT_OUTPUT_DIR,
+                   help=f"where the example inputs, the pipeline root and the log go (default ./{DEFAULT_OUTPUT_DIR})")
+    p.add_argument("--preserve", action="store_true",
+                   help="use an example model that already has hyperparameters.json (the step keeps it)")
+    p.add_argument("--pipeline", type=Path, metavar="YAML",
+                   help=f"compiled pipeline to run (default: the packaged {PIPELINE_YAML})")
+    p.add_argument("--show-log", action="store_true", help="stream the full kfp.local log, not only task statuses")
+    p.set_defaults(func=run)
+
+
+def _existing(path: str, what: str) -> Path:
+    p = Path(path).expanduser().resolve()
+    if not p.exists():
+        raise InputNotFoundError(f"{what} not found: {path}")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from dummy_training.kfp.example_model import write_example_hyperparameters, write_example_model
+
+    output_dir = Path(getattr(args, contract.OUTPUT_DIR.name)).expanduser().resolve()
+    model_arg = getattr(args, contract.MODEL.name)
+    hp_arg = getattr(args, contract.HYPERPARAMETERS.name)
+    hp_json = getattr(args, contract.HYPERPARAMETERS_JSON.name) or ""
+    if model_arg and args.preserve:
+        raise InvalidInputError("--preserve selects the example model; leave it out when you give --model")
+    if hp_json:
+        parse_hyperparameters(hp_json.encode("utf-8"), contract.HYPERPARAMETERS_JSON.flag)
+    pipeline_yaml = _existing(str(args.pipeline), "pipeline YAML") if args.pipeline else packaged_pipeline()
+
+    if model_arg:
+        model = _existing(model_arg, "model")
+        model_shown = str(model)
+    else:
+        example_dir = output_dir / "example"
+        model = write_example_model(example_dir / ("model-with-hyperparameters" if args.preserve else "model")
+                                    / contract.MODEL_FILENAME, with_hyperparameters=args.preserve)
+        model_shown = f"{model} (example model, {'with' if args.preserve else 'without'} hyperparameters.json)"
+        if not hp_arg and not hp_json:
+            hp_arg = str(write_example_hyperparameters(example_dir / contract.HYPERPARAMETERS_FILENAME))
+    hyperparameters = str(_existing(hp_arg, "hyperparameters")) if hp_arg else ""
+
+    print(f"Running {pipeline_yaml.name} with kfp.local (backend kubernetes: import, repack, check) ...", flush=True)
+    result = run_pipeline(
+        pipeline_yaml,
+        output_dir,
+        {
+            "model_uri": str(model),
+            "hyperparameters_uri": hyperparameters,
+            "hyperparameters_json": hp_json,
+            "backend": "kubernetes",
+        },
+        show_log=args.show_log,
+    )
+    report(result, model_shown, hyperparameters, hp_json, sys.stdout)
+    return EXIT_OK

@@ -1,0 +1,236 @@
+"""What the KFP components run inside the container: kept apart from the component definitions.
+
+The component functions (``dummy_training.kfp.components``) are thin: they import this module and call it:
+``repack_into_artifact`` / ``repack_s3`` (the native components), ``check_model`` / ``check_s3_model`` (the
+check step), ``run_sagemaker_component`` and ``run_ack_component`` (the launchers' components).
+This module must not use ``kfp.dsl`` at import time: inside a running component (``_KFP_RUNTIME=true``)
+``kfp.dsl`` is a reduced runtime module without ``dsl.component``. So no kfp import here at all; artifacts
+arrive as objects with ``.path``/``.uri``/``.metadata``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import tarfile
+import threading
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dummy_training import __version__, aws, contract
+from dummy_training.ack import launcher as ack_launcher
+from dummy_training.console import fail, install_signal_handlers, setup_logging
+from dummy_training.ends.local_file import sha256_file
+from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError
+from dummy_training.sagemaker import launcher as sagemaker_launcher
+from dummy_training.sagemaker.launcher import LaunchConfig, LaunchResult
+from dummy_training.step.repack import run_repack
+
+log = logging.getLogger("dummy_training.kfp")
+
+
+def repack_into_artifact(
+    model_path: str, hyperparameters_path: str | None, hyperparameters_json: str, output: Any
+) -> dict[str, Any]:
+    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``); set and return its metadata."""
+    setup_logging()
+    out_dir = Path(output.path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result = run_repack(
+            model=model_path,
+            hyperparameters=hyperparameters_path or None,
+            hyperparameters_json=hyperparameters_json or None,
+            output_dir=str(out_dir),
+        )
+    except USER_ERRORS as exc:
+        fail(exc, exc.exit_code)
+    except OSError as exc:
+        fail(exc, 3)
+    metadata = {
+        "filename": contract.MODEL_FILENAME,
+        "decision": result.decision,
+        "method": result.method,
+        "size": result.output_size,
+        "sha256": sha256_file(result.output),
+        "member_count": result.member_count,
+        "source": result.model_location,
+        "hyperparameters_source": result.hyperparameters_location or "",
+        "dummy_training_version": __version__,
+    }
+    output.metadata.update(metadata)
+    log.info("output artifact %s: %s", output.uri, json.dumps(metadata, sort_keys=True))
+    return metadata
+
+
+def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, output_uri: str, endpoint_url: str) -> str:
+    """Run the engine S3 to S3 (nothing downloaded into the pod); return the output URI."""
+    setup_logging()
+    try:
+        for name, value in ((contract.MODEL.name, model), (contract.OUTPUT_URI.name, output_uri)):
+            if not value.startswith("s3://"):
+                raise InvalidInputError(f"{name} must be an s3:// URI, got {value!r}")
+        result = run_repack(
+            model=model,
+            hyperparameters=hyperparameters or None,
+            hyperparameters_json=hyperparameters_json or None,
+            output_uri=output_uri,
+            endpoint_url=endpoint_url or None,
+        )
+    except USER_ERRORS as exc:
+        fail(exc, exc.exit_code)
+    log.info("output: %s (%s, %d members)", result.output, result.decision, result.member_count)
+    return result.output
+
+
+def _archive_file(path: str | Path) -> Path:
+    p = Path(path)
+    return p / contract.MODEL_FILENAME if p.is_dir() else p
+
+
+def scan_hyperparameters(stream: Any, label: str) -> dict[str, Any]:
+    """Read a model.tar.gz stream as a packaging step would; return its root hyperparameters.json (a JSON object).
+
+    Deliberately independent of the engine (plain ``tarfile``): it checks the engine's output, not itself.
+    Raises ``InputNotFoundError`` when the archive has no root hyperparameters.json and ``InvalidInputError``
+    when the archive or the JSON is unreadable.
+    """
+    found: dict[str, Any] | None = None
+    members = 0
+    try:
+        # gzip.GzipFile, not tarfile's "r|gz": it verifies the CRC and length, and a truncated stream raises
+        # instead of reading as a shorter archive
+        with gzip.GzipFile(fileobj=stream, mode="rb") as gz, tarfile.open(fileobj=gz, mode="r|") as tar:
+            for member in tar:
+                members += 1
+                if member.name in contract.ROOT_HYPERPARAMETERS_NAMES and member.isfile():
+                    fh = tar.extractfile(member)
+                    data = json.loads(fh.read()) if fh else None
+                    if not isinstance(data, dict):
+                        raise InvalidInputError(f"{label}: {member.name} is not a JSON object")
+                    found = data
+            while gz.read(1 << 20):  # the end-of-archive padding, then the gzip trailer check
+                pass
+    except (tarfile.TarError, EOFError, OSError, zlib.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"{label}: unreadable archive or JSON: {exc}") from None
+    if found is None:
+        raise InputNotFoundError(f"{label}: no root {contract.HYPERPARAMETERS_FILENAME} among {members} members")
+    return found
+
+
+def check_archive(path: str | Path) -> dict[str, Any]:
+    """``scan_hyperparameters`` of a local model.tar.gz (or of a directory holding one)."""
+    archive = _archive_file(path)
+    if not archive.is_file():
+        raise InputNotFoundError(f"no {contract.MODEL_FILENAME} at {archive}")
+    with open(archive, "rb") as fh:
+        return scan_hyperparameters(fh, str(archive))
+
+
+def check_s3_archive(uri: str, endpoint_url: str | None = None) -> dict[str, Any]:
+    """``scan_hyperparameters`` of an S3 object, streamed (nothing written to disk)."""
+    bucket, key = aws.parse_s3_uri(uri)
+    s3 = aws.client("s3", endpoint_url=endpoint_url or None)
+    with aws.translating(f"read {uri}"):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            return scan_hyperparameters(body, uri)
+        finally:
+            body.close()
+
+
+def check_model(model_path: str) -> str:
+    """The check step's body: returns the hyperparameters as canonical JSON, fails the task when absent."""
+    setup_logging()
+    try:
+        hyperparameters = check_archive(model_path)
+    except USER_ERRORS as exc:
+        fail(exc, exc.exit_code)
+    text = json.dumps(hyperparameters, sort_keys=True)
+    log.info("check: %s has a root %s: %s", _archive_file(model_path), contract.HYPERPARAMETERS_FILENAME, text)
+    return text
+
+
+def check_s3_model(model_s3_uri: str, endpoint_url: str = "") -> str:
+    """The S3 check step's body: like ``check_model`` for an object in S3."""
+    setup_logging()
+    try:
+        hyperparameters = check_s3_archive(model_s3_uri, endpoint_url)
+    except USER_ERRORS as exc:
+        fail(exc, exc.exit_code)
+    text = json.dumps(hyperparameters, sort_keys=True)
+    log.info("check: %s has a root %s: %s", model_s3_uri, contract.HYPERPARAMETERS_FILENAME, text)
+    return text
+
+
+# ----------------------------------------------------------------------------- the SageMaker component
+def artifact_location(artifact: Any) -> str | None:
+    """Where a KFP input artifact's bytes are for the launcher: its ``s3://`` URI (an imported S3 artifact's
+    ``.path`` is ``/s3/...``, which exists only in a cluster's launcher pod), else its local ``.path``."""
+    if artifact is None:
+        return None
+    uri = getattr(artifact, "uri", "") or ""
+    return uri if uri.startswith("s3://") else artifact.path
+
+
+def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True) -> LaunchResult:
+    """What the KFP component runs: SIGTERM/SIGINT stop the job (the KFP executor installs no handler),
+    errors end the task with the CLI's one line and exit code, the model lands in ``output_model``.
+
+    ``download=False`` leaves the model in S3: ``output_model.uri`` becomes its S3 URI (no copy into the pod).
+    """
+    setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        install_signal_handlers()
+    if download:
+        config.model_output_dir = output_model.path
+    try:
+        result = sagemaker_launcher.launch(config)
+    except USER_ERRORS as exc:
+        fail(exc, exc.exit_code)
+    if not download:
+        output_model.uri = result.model_s3_uri
+    output_model.metadata.update({**result.metadata(), "filename": contract.MODEL_FILENAME,
+                                  "reused_completed_job": result.reused})
+    return result
+
+
+# ----------------------------------------------------------------------------------- the ACK component
+def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: str, namespace: str = "",
+                  download_model: bool = True, environment: Mapping[str, Any] | None = None,
+                  tags: Mapping[str, Any] | None = None, subnets: list[str] | None = None,
+                  security_group_ids: list[str] | None = None,
+                  job_name_parts: tuple[str, ...] = (), timeout_seconds: float = 0, **fields: Any) -> Any:
+    """The body of the ``ack_dummy_training`` KFP component (kfp-free: it runs inside the executor).
+
+    Empty strings mean "not given" (KFP parameters have no None); SIGTERM/SIGINT delete the resource as in
+    the CLI; an expected error fails the task with one line and the CLI's exit code. Fills ``output_model``
+    (the downloaded model.tar.gz when ``download_model``, and metadata: S3 URI, job name and ARN) and writes
+    the two string outputs."""
+    setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        install_signal_handlers()
+    config_kwargs = {k: (v if v != "" else None) for k, v in fields.items()}
+    config = LaunchConfig(
+        **config_kwargs,
+        environment={str(k): str(v) for k, v in (environment or {}).items()},
+        tags={str(k): str(v) for k, v in (tags or {}).items()},
+        subnets=[str(s) for s in subnets or []],
+        security_group_ids=[str(s) for s in security_group_ids or []],
+        job_name_parts=tuple(p for p in job_name_parts if p),
+        model_output_dir=output_model.path if download_model else None,
+        timeout_seconds=timeout_seconds or None,
+        stream_logs=False,
+    )
+    try:
+        result = ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None))
+    except USER_ERRORS as exc:
+        fail(exc, exc.exit_code)
+    output_model.metadata.update({**result.metadata(), "status": result.status, "reused": result.reused})
+    for path, value in ((model_s3_uri_path, result.model_s3_uri), (job_arn_path, result.job_arn)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(value)
+    return result

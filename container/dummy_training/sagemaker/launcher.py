@@ -1,0 +1,538 @@
+"""Run the repack step as a SageMaker Processing job: stage, create (or re-attach), wait, stream logs, stop.
+
+The launcher runs in a KFP pod (or on a laptop) and does what the removed AWS SageMaker components did badly:
+
+- **Re-attach, no duplicates.** The job name is derived from the KFP run and task by default (see
+  ``default_job_name``), so a retried or restarted launcher finds its job. Before creating anything it
+  describes the name: ``Completed`` -> the job is reused (no new job, its output is delivered); ``InProgress``
+  / ``Stopping`` -> it is waited on; ``Failed`` / ``Stopped`` -> for a derived name the next attempt name
+  (``<name>-a2``, ``-a3``, ... up to ``MAX_ATTEMPTS``) is tried the same way, so a KFP retry of a failed task
+  runs again instead of failing forever; for an explicit ``job_name`` the launcher stops with a line asking for
+  a new name (you named that job, it already ran and failed). ``ResourceInUse`` on create (a concurrent twin)
+  re-attaches.
+- **Check before billing.** Role ARN, names and every S3 input are checked (``staging.stage_inputs``) before
+  CreateProcessingJob; a missing object creates no job.
+- **Logs while it runs.** CloudWatch streams ``/aws/sagemaker/ProcessingJobs/<job-name>/...`` are paged with
+  ``nextForwardToken`` into the pod log on every poll and once more at the end. The console URL is printed first.
+- **Ends.** Completed -> result; Failed -> ``JobFailedError`` with SageMaker's FailureReason; Stopped ->
+  ``JobStoppedError`` (no loop); the overall timeout (default ``max_runtime_seconds`` + ``TIMEOUT_MARGIN``) stops
+  the job then raises ``JobStoppedError``.
+- **Cancellation.** ``errors.Interrupted`` (the CLI turns SIGTERM/SIGINT into it) stops the job and waits, for
+  at most ``stop_wait_seconds``, for Stopping/Stopped, then re-raises.
+
+Every AWS call goes through ``aws.client`` (adaptive retries: throttling and transient errors are retried by
+botocore) and ``aws.translating`` (one-line errors with exit codes).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from dummy_training import aws, contract
+from dummy_training.errors import (
+    DummyTrainingError,
+    Interrupted,
+    InvalidInputError,
+    JobFailedError,
+    JobStoppedError,
+    RuntimeIOError,
+)
+from dummy_training.sagemaker import processing_job, staging
+from dummy_training.sagemaker.processing_job import JobSettings, ProcessingJobSpec
+
+log = logging.getLogger(__name__)
+remote_log = logging.getLogger("dummy_training.remote")
+
+JOB_NAME_PREFIX = "dummy-training"
+#: Attempt suffixes for derived names: ``<name>``, ``<name>-a2``, ... ``<name>-a<MAX_ATTEMPTS>``.
+MAX_ATTEMPTS = 9
+_ATTEMPT_SUFFIX_LEN = 3  # "-a9"
+TIMEOUT_MARGIN = 1800  # provisioning, image pull and output upload are outside MaxRuntimeInSeconds
+STATUS_COMPLETED = "Completed"
+STATUS_FAILED = "Failed"
+STATUS_STOPPED = "Stopped"
+STATUS_IN_PROGRESS = "InProgress"
+STATUS_STOPPING = "Stopping"
+TERMINAL = (STATUS_COMPLETED, STATUS_FAILED, STATUS_STOPPED)
+
+
+def default_job_name(*parts: str) -> str:
+    """Deterministic name from e.g. the KFP run id and task id (leaves room for an attempt suffix)."""
+    return processing_job.job_name(JOB_NAME_PREFIX, *parts,
+                                   max_len=processing_job.MAX_JOB_NAME - _ATTEMPT_SUFFIX_LEN)
+
+
+def unique_job_name() -> str:
+    """A fresh name for a run with no KFP identity (the CLI without --job-name)."""
+    return processing_job.job_name(JOB_NAME_PREFIX, time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
+                                   os.urandom(3).hex())
+
+
+def console_url(region: str, job_name: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/processing-jobs/{job_name}"
+
+
+def logs_console_url(region: str, job_name: str) -> str:
+    group = contract.PROCESSING_JOB_LOG_GROUP.replace("/", "$252F")
+    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
+            f"log-group/{group}$3FlogStreamNameFilter$3D{job_name}$252F")
+
+
+# ----------------------------------------------------------------------------------------------- config
+@dataclass(kw_only=True)
+class LaunchConfig(JobSettings):
+    """Everything the launcher needs (the job settings plus where the inputs are and how to wait); field names
+    are the CLI flags and the component inputs."""
+
+    model: str
+    role_arn: str
+    image_uri: str
+    s3_prefix: str | None = None
+    s3_output_prefix: str | None = None
+    hyperparameters: str | None = None
+    hyperparameters_json: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    assume_role_arn: str | None = None
+    job_name: str | None = None
+    #: parts the default job name is derived from (KFP run id, task id); ignored when job_name is given
+    job_name_parts: tuple[str, ...] = ()
+    #: download the repacked model.tar.gz into this directory when the job completed
+    model_output_dir: str | None = None
+    #: overall wait before the job is stopped; None -> max_runtime_seconds + TIMEOUT_MARGIN
+    timeout_seconds: float | None = None
+    poll_interval: float = 5.0
+    max_poll_interval: float = 30.0
+    stop_wait_seconds: float = 300.0
+    stream_logs: bool = True
+
+    def staging_base(self) -> str:
+        base = self.s3_prefix or self.s3_output_prefix
+        if not base:
+            raise InvalidInputError("an S3 prefix is required: pass --s3-prefix (staging and output) "
+                                    "or --s3-output-prefix")
+        aws.parse_s3_uri(base)
+        return base
+
+    def output_base(self) -> str:
+        return self.s3_output_prefix or self.staging_base()
+
+
+@dataclass
+class Clients:
+    sagemaker: Any
+    s3: Any
+    logs: Any
+    region: str
+
+
+def make_clients(config: LaunchConfig) -> Clients:
+    region = config.region or aws.default_region()  # boto3 alone reads AWS_DEFAULT_REGION, not AWS_REGION
+    sess = aws.session(region, config.assume_role_arn)
+    sm = aws.client("sagemaker", region=region, endpoint_url=config.endpoint_url, boto_session=sess)
+    return Clients(
+        sagemaker=sm,
+        s3=aws.client("s3", region=region, endpoint_url=config.endpoint_url, boto_session=sess),
+        logs=aws.client("logs", region=region, endpoint_url=config.endpoint_url, boto_session=sess),
+        region=sm.meta.region_name,
+    )
+
+
+@dataclass
+class LaunchResult:
+    job_name: str
+    job_arn: str
+    model_s3_uri: str
+    status: str
+    #: True when an already Completed job was found and reused (no new job ran)
+    reused: bool = False
+    #: local path of the downloaded model.tar.gz, when model_output_dir was given
+    local_model_path: str | None = None
+
+    def metadata(self) -> dict[str, str]:
+        return {contract.OUTPUT_MODEL_S3_URI: self.model_s3_uri, "job_name": self.job_name,
+                contract.OUTPUT_JOB_ARN: self.job_arn}
+
+
+# ------------------------------------------------------------------------------------------------ spec
+def build_spec(config: LaunchConfig, job_name: str, staged: staging.StagedInputs | None = None) -> ProcessingJobSpec:
+    """The ProcessingJobSpec for ``job_name``; without ``staged`` the model URI is a placeholder (validation)."""
+    model_uri = staged.model_s3_uri if staged else "s3://placeholder/model.tar.gz"
+    settings = {f.name: _own_copy(getattr(config, f.name)) for f in fields(JobSettings)}
+    for key in ("volume_kms_key_id", "output_kms_key_id"):  # an empty input means no key
+        settings[key] = settings[key] or None
+    return ProcessingJobSpec(
+        job_name=job_name,
+        role_arn=config.role_arn,
+        image_uri=config.image_uri,
+        model_s3_uri=model_uri,
+        output_s3_uri=output_prefix_for(config, job_name),
+        hyperparameters_s3_uri=staged.hyperparameters_s3_uri if staged else None,
+        **settings,
+    )
+
+
+def _own_copy(value: Any) -> Any:
+    """Lists (or tuples) and dicts copied, so the spec shares no mutable state with the config."""
+    if isinstance(value, list | tuple):
+        return list(value)
+    return dict(value) if isinstance(value, dict) else value
+
+
+def output_prefix_for(config: LaunchConfig, job_name: str) -> str:
+    """``<s3_output_prefix or s3_prefix>/<job-name>/output``: one output location per job, never shared."""
+    return aws.join_s3(config.output_base(), job_name, "output")
+
+
+def output_model_uri_from_description(desc: dict[str, Any]) -> str:
+    """Where a described (possibly older) job put its model: read from the job itself, not recomputed."""
+    for out in desc.get("ProcessingOutputConfig", {}).get("Outputs", []):
+        if out.get("OutputName") == contract.PROCESSING_OUTPUT_MODEL and "S3Output" in out:
+            return _model_key_uri(out["S3Output"]["S3Uri"])
+    args = desc.get("AppSpecification", {}).get("ContainerArguments", [])
+    flag = contract.OUTPUT_URI.flag
+    if flag in args and args.index(flag) + 1 < len(args):
+        return _model_key_uri(args[args.index(flag) + 1])
+    raise RuntimeIOError(f"job {desc.get('ProcessingJobName')} has no model output in its request")
+
+
+def _model_key_uri(base: str) -> str:
+    if base.endswith(contract.MODEL_FILENAME):
+        return base
+    return base.rstrip("/") + "/" + contract.MODEL_FILENAME
+
+
+# --------------------------------------------------------------------------------------------- describe
+def describe(sm: Any, name: str) -> dict[str, Any] | None:
+    """DescribeProcessingJob, or None when no job has that name."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return sm.describe_processing_job(ProcessingJobName=name)
+    except ClientError as exc:
+        code = aws.error_code(exc)
+        message = exc.response.get("Error", {}).get("Message", "")
+        if code in ("ResourceNotFound", "ResourceNotFoundException") or (
+                code == "ValidationException" and ("Could not find" in message or "does not exist" in message)):
+            return None
+        raise aws.translate_error(exc, f"describe processing job {name}") from exc
+    except BotoCoreError as exc:  # credentials, region, endpoint
+        raise aws.translate_error(exc, f"describe processing job {name}") from exc
+
+
+@dataclass
+class _Resolution:
+    name: str
+    existing: dict[str, Any] | None  # a job to reuse or wait on; None -> create ``name``
+
+
+def resolve_job(sm: Any, config: LaunchConfig) -> _Resolution:
+    """Decide which job this launch is: an existing one to reuse / wait on, or a new name to create."""
+    if config.job_name:
+        name = processing_job.validate_job_name(config.job_name)
+        desc = describe(sm, name)
+        if desc is None:
+            return _Resolution(name, None)
+        status = desc["ProcessingJobStatus"]
+        if status in (STATUS_FAILED, STATUS_STOPPED):
+            reason = desc.get("FailureReason") or desc.get("ExitMessage") or ""
+            raise JobFailedError(
+                f"processing job {name} already exists and ended {status}"
+                + (f" ({reason})" if reason else "")
+                + "; SageMaker job names are unique: pass a new job_name (or leave it empty to derive one)"
+            )
+        return _Resolution(name, desc)
+    base = default_job_name(*config.job_name_parts) if config.job_name_parts else unique_job_name()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        name = base if attempt == 1 else f"{base}-a{attempt}"
+        desc = describe(sm, name)
+        if desc is None:
+            return _Resolution(name, None)
+        status = desc["ProcessingJobStatus"]
+        if status in (STATUS_FAILED, STATUS_STOPPED):
+            log.info("processing job %s exists and ended %s: trying the next attempt name", name, status)
+            continue
+        return _Resolution(name, desc)
+    raise JobFailedError(f"processing jobs {base} .. {base}-a{MAX_ATTEMPTS} all ended Failed or Stopped; "
+                         "pass a new job_name to run again")
+
+
+# -------------------------------------------------------------------------------------------------- logs
+class LogStreamer:
+    """Copies the job's CloudWatch log streams into our log, remembering the forward token of each stream."""
+
+    def __init__(self, logs_client: Any, job_name: str, emit: Callable[[str], None] | None = None) -> None:
+        self.logs = logs_client
+        self.job_name = job_name
+        self.tokens: dict[str, str | None] = {}
+        self.enabled = logs_client is not None
+        self.emit = emit or (lambda line: remote_log.info("%s", line))
+
+    def poll(self) -> int:
+        """Emit every event not emitted yet; return how many. Never raises for missing logs or permissions."""
+        if not self.enabled:
+            return 0
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        count = 0
+        try:
+            for stream in self._streams():
+                count += self._drain(stream)
+        except ClientError as exc:
+            code = aws.error_code(exc)
+            if code in ("ResourceNotFoundException", "ResourceNotFound"):
+                return count  # the log group or stream does not exist yet
+            if code in ("AccessDeniedException", "AccessDenied", "UnrecognizedClientException"):
+                log.warning("cannot read CloudWatch logs (%s): the job runs on, its logs are in CloudWatch", code)
+                self.enabled = False
+                return count
+            log.warning("reading CloudWatch logs failed (%s); will retry", code)
+        except BotoCoreError as exc:
+            log.warning("reading CloudWatch logs failed (%s); will retry", exc)
+        return count
+
+    def _streams(self) -> list[str]:
+        names: list[str] = []
+        kwargs: dict[str, Any] = {"logGroupName": contract.PROCESSING_JOB_LOG_GROUP,
+                                  "logStreamNamePrefix": self.job_name + "/"}
+        while True:
+            page = self.logs.describe_log_streams(**kwargs)
+            names += [s["logStreamName"] for s in page.get("logStreams", [])]
+            token = page.get("nextToken")
+            if not token or token == kwargs.get("nextToken"):
+                return sorted(names)
+            kwargs["nextToken"] = token
+
+    def _drain(self, stream: str) -> int:
+        count = 0
+        short = stream[len(self.job_name) + 1:]
+        while True:
+            kwargs: dict[str, Any] = {"logGroupName": contract.PROCESSING_JOB_LOG_GROUP, "logStreamName": stream,
+                                      "startFromHead": True}
+            token = self.tokens.get(stream)
+            if token:
+                kwargs["nextToken"] = token
+            page = self.logs.get_log_events(**kwargs)
+            for event in page.get("events", []):
+                self.emit(f"[{short}] {event.get('message', '').rstrip()}")
+                count += 1
+            next_token = page.get("nextForwardToken")
+            self.tokens[stream] = next_token or token
+            if not next_token or next_token == token:
+                return count
+
+
+# ------------------------------------------------------------------------------------------------- waiting
+@dataclass
+class Waiter:
+    """Polls one job until it ends, with capped backoff, streaming its logs on every poll."""
+
+    sm: Any
+    job_name: str
+    logs: LogStreamer | None
+    poll_interval: float = 5.0
+    max_poll_interval: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    last_status: str | None = None
+
+    def _describe(self) -> dict[str, Any]:
+        desc = describe(self.sm, self.job_name)
+        if desc is None:
+            raise RuntimeIOError(f"processing job {self.job_name} disappeared")
+        status = desc["ProcessingJobStatus"]
+        if status != self.last_status:
+            log.info("processing job %s: %s", self.job_name, status)
+            self.last_status = status
+        return desc
+
+    def _logs(self) -> None:
+        if self.logs:
+            self.logs.poll()
+
+    def until(self, statuses: tuple[str, ...], deadline: float | None) -> dict[str, Any] | None:
+        """Poll until the status is one of ``statuses`` (returns the description) or ``deadline`` (None)."""
+        interval = self.poll_interval
+        while True:
+            desc = self._describe()
+            self._logs()
+            if desc["ProcessingJobStatus"] in statuses:
+                return desc
+            now = self.clock()
+            if deadline is not None and now >= deadline:
+                return None
+            wait = interval if deadline is None else max(0.0, min(interval, deadline - now))
+            self.sleep(wait)
+            interval = min(interval * 1.5, self.max_poll_interval)
+
+
+def stop_job(sm: Any, name: str) -> None:
+    """StopProcessingJob; a job that already ended (ValidationException) is not an error."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    log.warning("stopping processing job %s", name)
+    try:
+        sm.stop_processing_job(ProcessingJobName=name)
+    except ClientError as exc:
+        if aws.error_code(exc) == "ValidationException":
+            log.info("stop %s: %s", name, exc.response.get("Error", {}).get("Message", ""))
+            return
+        raise aws.translate_error(exc, f"stop processing job {name}") from exc
+    except BotoCoreError as exc:
+        raise aws.translate_error(exc, f"stop processing job {name}") from exc
+
+
+def stop_and_wait(waiter: Waiter, stop_wait_seconds: float) -> str | None:
+    """Stop the job and wait (bounded) until it is Stopping or has ended; return the status seen."""
+    stop_job(waiter.sm, waiter.job_name)
+    desc = waiter.until((STATUS_STOPPING, *TERMINAL), waiter.clock() + stop_wait_seconds)
+    status = desc["ProcessingJobStatus"] if desc else waiter.last_status
+    log.warning("processing job %s is %s", waiter.job_name, status)
+    return status
+
+
+def _final(desc: dict[str, Any]) -> None:
+    name = desc["ProcessingJobName"]
+    status = desc["ProcessingJobStatus"]
+    if status == STATUS_FAILED:
+        reason = desc.get("FailureReason") or "no FailureReason given"
+        raise JobFailedError(f"processing job {name} failed: {reason}")
+    if status == STATUS_STOPPED:
+        raise JobStoppedError(f"processing job {name} was stopped"
+                              + (f": {desc['ExitMessage']}" if desc.get("ExitMessage") else ""))
+
+
+# -------------------------------------------------------------------------------------------------- launch
+@contextlib.contextmanager
+def _stop_on_interrupt(waiter_factory: Callable[[], Waiter | None], stop_wait_seconds: float) -> Iterator[None]:
+    try:
+        yield
+    except Interrupted:
+        waiter = waiter_factory()
+        if waiter is not None:
+            try:
+                stop_and_wait(waiter, stop_wait_seconds)
+            except Interrupted:
+                log.warning("interrupted again while stopping %s: not waiting any longer", waiter.job_name)
+            except DummyTrainingError as exc:
+                log.error("could not stop processing job %s: %s", waiter.job_name, exc)
+        raise
+
+
+def launch(config: LaunchConfig, *, clients: Clients | None = None, sleep: Callable[[float], None] = time.sleep,
+           clock: Callable[[], float] = time.monotonic) -> LaunchResult:
+    """Run (or re-attach to) the processing job for ``config`` and deliver its output; see the module doc."""
+    if not config.model:
+        raise InvalidInputError(f"{contract.MODEL.flag} is required")
+    config.staging_base()  # an S3 prefix is given and valid
+    build_spec(config, "validation-only").validate()  # role ARN, sizes, VPC, s3_direct vs isolation: fail early
+    if clients is None:
+        clients = make_clients(config)
+    sm = clients.sagemaker
+    state: dict[str, Waiter] = {}
+
+    def waiter_for(name: str) -> Waiter:
+        streamer = LogStreamer(clients.logs, name) if config.stream_logs else None
+        state["waiter"] = Waiter(sm, name, streamer, config.poll_interval, config.max_poll_interval, sleep, clock)
+        return state["waiter"]
+
+    with _stop_on_interrupt(lambda: state.get("waiter"), config.stop_wait_seconds):
+        resolution = resolve_job(sm, config)
+        name, desc = resolution.name, resolution.existing
+        log.info("processing job %s: %s", name, console_url(clients.region, name))
+        log.info("logs: %s", logs_console_url(clients.region, name))
+        if desc is not None and desc["ProcessingJobStatus"] == STATUS_COMPLETED:
+            log.info("processing job %s already Completed: reusing it (no new job)", name)
+            return _deliver(clients, config, desc, reused=True)
+        if desc is None:
+            _create(clients, config, name, waiter_for)
+        else:
+            log.info("processing job %s is %s: re-attaching", name, desc["ProcessingJobStatus"])
+        waiter = state.get("waiter") or waiter_for(name)
+        timeout = config.timeout_seconds or (config.max_runtime_seconds + TIMEOUT_MARGIN)
+        desc = waiter.until(TERMINAL, clock() + timeout)
+        if desc is None:
+            log.error("processing job %s did not finish within %.0f s: stopping it", name, timeout)
+            status = stop_and_wait(waiter, config.stop_wait_seconds)
+            if status == STATUS_COMPLETED:  # it finished while we were stopping it
+                return _deliver(clients, config, waiter._describe(), reused=False)
+            raise JobStoppedError(f"processing job {name} did not finish within {timeout:.0f} s and was stopped "
+                                  f"(status {status}); raise the timeout or max_runtime_seconds")
+        if waiter.logs:
+            waiter.logs.poll()  # events written between the last poll and the end
+        _final(desc)
+        return _deliver(clients, config, desc, reused=False)
+
+
+def _create(clients: Clients, config: LaunchConfig, name: str, waiter_for: Callable[[str], Waiter]) -> None:
+    """Stage the inputs and create job ``name`` (ResourceInUse: someone created it first; we wait on theirs)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # Stage under the attempt-independent name so a retry finds (and skips) what the first attempt uploaded.
+    staging_name = name if config.job_name else (default_job_name(*config.job_name_parts)
+                                                 if config.job_name_parts else name)
+    staged = staging.stage_inputs(
+        clients.s3, model=config.model, hyperparameters=config.hyperparameters,
+        hyperparameters_json=config.hyperparameters_json,
+        staging_prefix=aws.join_s3(config.staging_base(), staging_name), s3_direct=config.s3_direct,
+    )
+    request = processing_job.build_create_processing_job_request(build_spec(config, name, staged))
+    log.info("creating processing job %s (%s x %s, image %s)", name, config.instance_count, config.instance_type,
+             config.image_uri)
+    waiter_for(name)  # from here on an interrupt stops this job
+    try:
+        clients.sagemaker.create_processing_job(**request)
+    except ClientError as exc:
+        if aws.error_code(exc) in ("ResourceInUse", "ResourceInUseException"):
+            log.info("processing job %s already exists (created concurrently): re-attaching", name)
+            return
+        if aws.error_code(exc) == "ValidationException" and "role" in str(exc).lower():
+            raise InvalidInputError(f"create processing job {name}: the role {config.role_arn} was rejected: "
+                                    f"{exc.response.get('Error', {}).get('Message', '')}") from exc
+        raise aws.translate_error(exc, f"create processing job {name}") from exc
+    except BotoCoreError as exc:
+        raise aws.translate_error(exc, f"create processing job {name}") from exc
+
+
+def _deliver(clients: Clients, config: LaunchConfig, desc: dict[str, Any], *, reused: bool) -> LaunchResult:
+    result = LaunchResult(
+        job_name=desc["ProcessingJobName"],
+        job_arn=desc.get("ProcessingJobArn", ""),
+        model_s3_uri=output_model_uri_from_description(desc),
+        status=desc["ProcessingJobStatus"],
+        reused=reused,
+    )
+    log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
+    if config.model_output_dir:
+        result.local_model_path = download_model(clients.s3, result.model_s3_uri, config.model_output_dir)
+    return result
+
+
+def download_model(s3: Any, uri: str, directory: str) -> str:
+    """Download ``uri`` to ``<directory>/model.tar.gz`` (temp name, then rename); return the path."""
+    from boto3.s3.transfer import TransferConfig
+
+    bucket, key = aws.parse_s3_uri(uri)
+    target_dir = Path(directory)
+    try:
+        target_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RuntimeIOError(f"cannot create {target_dir}: {exc.strerror}") from None
+    target = target_dir / contract.MODEL_FILENAME
+    tmp = target_dir / f".{contract.MODEL_FILENAME}.part"
+    log.info("downloading %s -> %s", uri, target)
+    try:
+        with aws.translating(f"download {uri}"):
+            s3.download_file(bucket, key, str(tmp), Config=TransferConfig(max_concurrency=8))
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return str(target)

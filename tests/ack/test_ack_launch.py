@@ -1,0 +1,305 @@
+"""The ACK launcher end to end against a fake Kubernetes API server (real kubernetes client, real HTTP) and the
+moto S3 server (real staging): create, re-attach, attempts, errors, interruption, timeout, and the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import ack_reference
+import pytest
+import yaml
+from fake_kube import FakeKube
+
+from dummy_training import cli
+from dummy_training.ack import launcher as ack_launcher
+from dummy_training.errors import (
+    InputNotFoundError,
+    Interrupted,
+    JobFailedError,
+    JobStoppedError,
+    RuntimeIOError,
+)
+from dummy_training.sagemaker.launcher import LaunchConfig
+
+NS = "kubeflow-user"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0"
+ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
+
+
+def status(name: str) -> dict[str, Any]:
+    return ack_reference.fixture(name)["status"]
+
+
+CREATED = "readone__observed__created.yaml"
+COMPLETED = "readone__observed__completed.yaml"
+
+
+def ended(job_status: str, reason: str | None = None) -> dict[str, Any]:
+    st = copy.deepcopy(status(COMPLETED))
+    st["processingJobStatus"] = job_status
+    if reason:
+        st["failureReason"] = reason
+    return st
+
+
+@pytest.fixture
+def kube(tmp_path: Path):
+    with FakeKube() as fake:
+        fake.config_path = fake.kubeconfig(tmp_path / "kubeconfig", namespace=NS)
+        yield fake
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "in" / "model.tar.gz"
+    path.parent.mkdir()
+    path.write_bytes(b"not really a model, staging does not look inside")
+    return path
+
+
+def config(bucket: str, moto_endpoint: str, model: str, **overrides: Any) -> LaunchConfig:
+    kwargs: dict[str, Any] = dict(model=model, role_arn=ROLE, image_uri=IMAGE, s3_prefix=f"s3://{bucket}/runs",
+                                  hyperparameters_json='{"epochs": 3}', endpoint_url=moto_endpoint,
+                                  job_name_parts=("run-1234", "task-repack"), poll_interval=0.01,
+                                  max_poll_interval=0.01, stop_wait_seconds=2)
+    kwargs.update(overrides)
+    return LaunchConfig(**kwargs)
+
+
+def options(kube: FakeKube, **kw: Any) -> ack_launcher.AckOptions:
+    return ack_launcher.AckOptions(kubeconfig=str(kube.config_path), **kw)
+
+
+def posts(kube: FakeKube) -> list[dict[str, Any]]:
+    return [body for method, _path, body in kube.requests if method == "POST"]
+
+
+def existing(name: str, st: dict[str, Any], *, spec_from: dict[str, Any] | None = None) -> dict[str, Any]:
+    obj = copy.deepcopy(spec_from) if spec_from else {
+        "apiVersion": "sagemaker.services.k8s.aws/v1alpha1", "kind": "ProcessingJob",
+        "spec": {"processingJobName": name, "processingOutputConfig": {"outputs": [
+            {"outputName": "model", "s3Output": {"s3URI": f"s3://earlier/{name}/output"}}]}}}
+    obj["metadata"] = {"name": name, "namespace": NS}
+    obj["status"] = st
+    return obj
+
+
+# ------------------------------------------------------------------------------------------------ create
+def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoint, model_file, tmp_path) -> None:
+    kube.statuses = [status(CREATED), status(CREATED), status(COMPLETED)]
+    cfg = config(bucket, moto_endpoint, str(model_file), model_output_dir=str(tmp_path / "out"))
+    name = "dummy-training-run-1234-task-repack"
+    out_key = f"runs/{name}/output/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key=out_key, Body=b"repacked")  # what the job would have written
+
+    result = ack_launcher.launch(cfg, options(kube, labels={"team": "ml"}))
+
+    (body,) = posts(kube)
+    assert ack_reference.errors(body) == []
+    assert body["metadata"]["name"] == name and body["metadata"]["namespace"] == NS
+    assert body["metadata"]["labels"]["team"] == "ml"
+    assert kube.requests[-1][1].endswith(f"/namespaces/{NS}/processingjobs/{name}")
+    inputs = {i["inputName"]: i["s3Input"]["s3URI"] for i in body["spec"]["processingInputs"]}
+    assert inputs == {"model": f"s3://{bucket}/runs/{name}/input/model/model.tar.gz",
+                      "config": f"s3://{bucket}/runs/{name}/input/config/hyperparameters.json"}
+    staged = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/model/model.tar.gz")["Body"].read()
+    assert staged == model_file.read_bytes()
+    hp = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/config/hyperparameters.json")["Body"].read()
+    assert json.loads(hp) == {"epochs": 3}
+
+    assert result.job_name == name and result.job_arn == ARN and not result.reused
+    assert result.model_s3_uri == f"s3://{bucket}/{out_key}"
+    assert Path(result.local_model_path).read_bytes() == b"repacked"
+    assert "DELETE" not in kube.methods()
+
+
+def test_missing_input_creates_nothing(kube, bucket, moto_endpoint) -> None:
+    cfg = config(bucket, moto_endpoint, f"s3://{bucket}/nope/model.tar.gz")
+    with pytest.raises(InputNotFoundError, match="no job was created"):
+        ack_launcher.launch(cfg, options(kube))
+    assert posts(kube) == []
+
+
+def test_invalid_config_fails_before_any_request(kube, bucket, moto_endpoint, model_file) -> None:
+    cfg = config(bucket, moto_endpoint, str(model_file), s3_direct=True, enable_network_isolation=True)
+    with pytest.raises(Exception, match="network isolation"):
+        ack_launcher.launch(cfg, options(kube))
+    assert kube.requests == []
+
+
+def test_rbac_denied_on_create_is_one_clear_line(kube, bucket, moto_endpoint, model_file) -> None:
+    kube.fail_next = [404, 403]  # GET: not there; POST: forbidden
+    with pytest.raises(RuntimeIOError, match="denied access.*create/get/list/watch/delete on processingjobs"):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+
+
+def test_missing_crd_is_reported(kube, bucket, moto_endpoint, model_file) -> None:
+    kube.fail_next = [404, 404]
+    with pytest.raises(RuntimeIOError, match="is the ACK SageMaker controller"):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+
+
+# ------------------------------------------------------------------------------------------- re-attaching
+def test_reattaches_to_running_resource_without_creating(kube, bucket, moto_endpoint, model_file) -> None:
+    name = "dummy-training-run-1234-task-repack"
+    kube.put(NS, existing(name, status(CREATED)), scripted=True)
+    kube.statuses = [status(CREATED), status(COMPLETED)]
+    result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    assert posts(kube) == [] and not result.reused
+    assert result.model_s3_uri == f"s3://earlier/{name}/output/model.tar.gz"  # read from the resource
+
+
+def test_completed_resource_is_reused(kube, s3, bucket, moto_endpoint, model_file) -> None:
+    name = "dummy-training-run-1234-task-repack"
+    kube.put(NS, existing(name, status(COMPLETED)))
+    result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    assert result.reused and posts(kube) == []
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)  # nothing staged for a finished job
+
+
+def test_concurrent_twin_409_reattaches(kube, bucket, moto_endpoint, model_file) -> None:
+    def twin(fake: FakeKube, ns: str, body: dict[str, Any]) -> None:
+        fake.put(ns, existing(body["metadata"]["name"], status(CREATED), spec_from=body), scripted=True)
+
+    kube.before_post = twin
+    kube.statuses = [status(COMPLETED)]
+    result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    assert len(posts(kube)) == 1 and result.job_arn == ARN
+
+
+def test_failed_earlier_attempt_runs_next_attempt_name(kube, bucket, moto_endpoint, model_file) -> None:
+    base = "dummy-training-run-1234-task-repack"
+    kube.put(NS, existing(base, ended("Failed", "AlgorithmError")))
+    kube.put(NS, existing(f"{base}-a2", status("create__observed__invalid_create_attempted.yaml")))
+    kube.statuses = [status(COMPLETED)]
+    result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    (body,) = posts(kube)
+    assert body["metadata"]["name"] == f"{base}-a3" and result.job_name == f"{base}-a3"
+    # inputs are staged under the attempt-independent name
+    assert f"/runs/{base}/input/" in body["spec"]["processingInputs"][0]["s3Input"]["s3URI"]
+
+
+def test_explicit_job_name_that_failed_is_not_rerun(kube, bucket, moto_endpoint, model_file) -> None:
+    kube.put(NS, existing("my-job", ended("Stopped")))
+    with pytest.raises(JobFailedError, match="pass a new job_name"):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file), job_name="my-job"), options(kube))
+    assert posts(kube) == []
+
+
+# ----------------------------------------------------------------------------------------------- outcomes
+@pytest.mark.parametrize(("final", "error", "match"), [
+    (lambda: ended("Failed", "ClientError: no model.tar.gz"), JobFailedError, "ClientError: no model.tar.gz"),
+    (lambda: ended("Stopped"), JobStoppedError, "was stopped"),
+    (lambda: status("create__observed__invalid_create_attempted.yaml"), JobFailedError,
+     "ACK.Terminal.*must not include a special character"),
+])
+def test_job_outcomes(kube, bucket, moto_endpoint, model_file, final, error, match) -> None:
+    kube.statuses = [status(CREATED), final()]
+    with pytest.raises(error, match=match):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    assert "DELETE" not in kube.methods()  # an ended job is left for `kubectl describe`
+
+
+def test_interrupt_deletes_the_resource(kube, bucket, moto_endpoint, model_file) -> None:
+    kube.statuses = [status(CREATED)]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 3:
+            raise Interrupted("interrupted by SIGTERM")
+
+    with pytest.raises(Interrupted):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube), sleep=sleep)
+    assert "DELETE" in kube.methods() and kube.objects == {}
+
+
+def test_interrupt_during_an_api_request_deletes_the_resource(kube, bucket, moto_endpoint, model_file,
+                                                              monkeypatch) -> None:
+    kube.statuses = [status(CREATED)]
+    real_get = ack_launcher.ProcessingJobResource.get
+    calls = []
+
+    def get(self: ack_launcher.ProcessingJobResource) -> Any:
+        calls.append(1)
+        if len(calls) == 3:  # the first GET is the resolve, then polls: the signal lands in the second poll
+            raise Interrupted("interrupted by SIGTERM")
+        return real_get(self)
+
+    monkeypatch.setattr(ack_launcher.ProcessingJobResource, "get", get)
+    with pytest.raises(Interrupted):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube), sleep=lambda _s: None)
+    assert "DELETE" in kube.methods() and kube.objects == {}
+
+
+def test_timeout_deletes_the_resource(kube, bucket, moto_endpoint, model_file) -> None:
+    kube.statuses = [status(CREATED)]
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    cfg = config(bucket, moto_endpoint, str(model_file), timeout_seconds=60, poll_interval=10, max_poll_interval=10)
+    with pytest.raises(JobStoppedError, match="did not finish within 60 s"):
+        ack_launcher.launch(cfg, options(kube), sleep=sleep, clock=lambda: now[0])
+    assert "DELETE" in kube.methods() and kube.objects == {}
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+def _cli_job_args(bucket: str, moto_endpoint: str, model: str) -> list[str]:
+    return ["--model", model, "--s3-prefix", f"s3://{bucket}/runs", "--role-arn", ROLE, "--image-uri", IMAGE,
+            "--endpoint-url", moto_endpoint, "--job-name", "cli-job"]
+
+
+def test_cli_manifest_prints_applyable_yaml(capsys, bucket, moto_endpoint) -> None:
+    rc = cli.main(["ack", "manifest", *_cli_job_args(bucket, moto_endpoint, f"s3://{bucket}/m/model.tar.gz"),
+                   "--namespace", "team-a", "--subnets", "subnet-1,subnet-2", "--security-group-ids", "sg-1",
+                   "--environment", "A=1", "--tags", "team=ml", "--volume-kms-key-id", "key-1",
+                   "--enable-network-isolation"])
+    assert rc == 0
+    manifest = yaml.safe_load(capsys.readouterr().out)
+    assert ack_reference.errors(manifest) == []
+    assert manifest["metadata"]["namespace"] == "team-a"
+    spec = manifest["spec"]
+    assert spec["networkConfig"]["vpcConfig"] == {"securityGroupIDs": ["sg-1"], "subnets": ["subnet-1", "subnet-2"]}
+    assert spec["processingResources"]["clusterConfig"]["volumeKMSKeyID"] == "key-1"
+    assert spec["processingOutputConfig"]["outputs"][0]["s3Output"]["s3URI"] == f"s3://{bucket}/runs/cli-job/output"
+
+
+def test_cli_manifest_refuses_unstaged_local_input(capsys, bucket, moto_endpoint, model_file) -> None:
+    assert cli.main(["ack", "manifest", *_cli_job_args(bucket, moto_endpoint, str(model_file))]) == 2
+    assert "add --stage" in capsys.readouterr().err
+
+
+def test_cli_manifest_stage_uploads(capsys, s3, bucket, moto_endpoint, model_file) -> None:
+    rc = cli.main(["ack", "manifest", "--stage", *_cli_job_args(bucket, moto_endpoint, str(model_file))])
+    assert rc == 0
+    manifest = yaml.safe_load(capsys.readouterr().out)
+    uri = manifest["spec"]["processingInputs"][0]["s3Input"]["s3URI"]
+    assert uri == f"s3://{bucket}/runs/cli-job/input/model/model.tar.gz"
+    assert s3.head_object(Bucket=bucket, Key="runs/cli-job/input/model/model.tar.gz")["ContentLength"] > 0
+
+
+def test_cli_run_writes_outputs(kube, capsys, bucket, moto_endpoint, model_file, tmp_path) -> None:
+    kube.statuses = [status(COMPLETED)]
+    result_json = tmp_path / "result.json"
+    rc = cli.main(["ack", "run", *_cli_job_args(bucket, moto_endpoint, str(model_file)),
+                   "--kubeconfig", str(kube.config_path), "--poll-interval", "0.01",
+                   "--job-arn-output", str(tmp_path / "arn"), "--result-json", str(result_json)])
+    assert rc == 0
+    assert capsys.readouterr().out.strip() == f"s3://{bucket}/runs/cli-job/output/model.tar.gz"
+    assert (tmp_path / "arn").read_text() == ARN
+    assert json.loads(result_json.read_text())["job_arn"] == ARN
+    assert posts(kube)[0]["metadata"]["namespace"] == NS  # from the kubeconfig context
+
+
+def test_cli_run_failed_job_exit_code(kube, capsys, bucket, moto_endpoint, model_file) -> None:
+    kube.statuses = [ended("Failed", "AlgorithmError: boom")]
+    rc = cli.main(["ack", "run", *_cli_job_args(bucket, moto_endpoint, str(model_file)),
+                   "--kubeconfig", str(kube.config_path), "--poll-interval", "0.01"])
+    assert rc == 5
+    assert "AlgorithmError: boom" in capsys.readouterr().err

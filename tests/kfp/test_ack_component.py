@@ -1,0 +1,123 @@
+"""The ACK KFP component: its interface, and a kfp.local run against the fake Kubernetes API server and moto S3;
+plus the RBAC manifest shipped next to it."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import ack_reference
+import pytest
+import yaml
+from fake_kube import FakeKube
+
+from dummy_training import contract
+
+REPO = Path(__file__).resolve().parents[2]
+COMPONENT_DIR = REPO / "components" / "ack_dummy_training"
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
+
+
+def test_component_interface_matches_the_sagemaker_launcher_and_contract() -> None:
+    import dataclasses
+
+    from dummy_training.kfp.components.ack import COMPONENTS, ack_dummy_training
+    from dummy_training.sagemaker.launcher import LaunchConfig
+
+    assert {"ack_dummy_training": ack_dummy_training} == COMPONENTS
+    spec = ack_dummy_training.component_spec
+    assert set(spec.outputs) == {"output_model", contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN}
+    assert spec.outputs["output_model"].type.startswith("system.Model")
+    # every job input is a LaunchConfig field of the same name (the SageMaker launcher's vocabulary)
+    launcher_fields = {f.name for f in dataclasses.fields(LaunchConfig)}
+    ack_only = {"namespace", "kfp_run_id", "kfp_task_id", "download_model"}
+    assert set(spec.inputs) - ack_only <= launcher_fields
+    for param in (contract.MODEL, contract.HYPERPARAMETERS, contract.HYPERPARAMETERS_JSON):
+        assert param.name in spec.inputs
+    assert spec.inputs["instance_type"].default == contract.DEFAULT_INSTANCE_TYPE
+    assert spec.inputs["volume_size_gb"].default == contract.DEFAULT_VOLUME_SIZE_GB
+    assert spec.inputs["max_runtime_seconds"].default == contract.DEFAULT_MAX_RUNTIME_SECONDS
+    assert spec.inputs["instance_count"].default == contract.DEFAULT_INSTANCE_COUNT
+    # the committed YAML carries the docstring's Args as input descriptions
+    root = yaml.safe_load((COMPONENT_DIR / "component.yaml").read_text())["root"]
+    described = root["inputDefinitions"]["parameters"]
+    assert set(described) == set(spec.inputs)
+    assert all(p.get("description") for p in described.values())
+
+
+def _model_archive(path: Path) -> Path:
+    src = path.parent / "weights.bin"
+    src.write_bytes(b"\0" * 64)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(src, arcname="weights.bin")
+    return path
+
+
+def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypatch, s3, bucket,
+                                                            moto_endpoint) -> None:
+    from kfp import local
+
+    from dummy_training.kfp.components.ack import ack_dummy_training
+
+    model = _model_archive(tmp_path / "model.tar.gz")
+    name = "dummy-training-run-42-repack"
+    out_key = f"runs/{name}/output/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key=out_key, Body=b"the repacked model")  # what the job would write
+    with FakeKube() as kube:
+        kube.statuses = [ack_reference.fixture("readone__observed__created.yaml")["status"],
+                         ack_reference.fixture("readone__observed__completed.yaml")["status"]]
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig", namespace="team-ml")))
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+        task = ack_dummy_training(
+            model=str(model), role_arn=ROLE, image_uri="dummy-training:test", s3_prefix=f"s3://{bucket}/runs",
+            hyperparameters_json='{"lr": 0.1}', kfp_run_id="run-42", kfp_task_id="repack",
+            endpoint_url=moto_endpoint, environment={"LOG_LEVEL": "debug"}, tags={"team": "ml"},
+            subnets=["subnet-1", "subnet-2"], security_group_ids=["sg-1"])
+        posts = [body for method, _p, body in kube.requests if method == "POST"]
+    assert task.outputs[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{out_key}"
+    assert task.outputs[contract.OUTPUT_JOB_ARN] == ARN
+    artifact = task.outputs["output_model"]
+    assert (Path(artifact.path) / contract.MODEL_FILENAME).read_bytes() == b"the repacked model"
+    assert artifact.metadata[contract.OUTPUT_JOB_ARN] == ARN and artifact.metadata["job_name"] == name
+
+    (body,) = posts
+    assert ack_reference.errors(body) == []
+    assert body["metadata"]["namespace"] == "team-ml"
+    spec = body["spec"]
+    assert spec["environment"] == {"LOG_LEVEL": "debug"}
+    assert spec["tags"] == [{"key": "team", "value": "ml"}]
+    assert spec["networkConfig"]["vpcConfig"] == {"securityGroupIDs": ["sg-1"], "subnets": ["subnet-1", "subnet-2"]}
+    hp = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/config/hyperparameters.json")["Body"].read()
+    assert json.loads(hp) == {"lr": 0.1}
+
+
+# ---------------------------------------------------------------------------------------------------- RBAC
+def _rbac() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((COMPONENT_DIR / "rbac.yaml").read_text()) if d]
+
+
+def test_rbac_grants_exactly_the_launcher_verbs_on_processingjobs() -> None:
+    docs = {d["kind"]: d for d in _rbac()}
+    assert set(docs) == {"Role", "RoleBinding"}
+    role, binding = docs["Role"], docs["RoleBinding"]
+    assert role["apiVersion"] == binding["apiVersion"] == "rbac.authorization.k8s.io/v1"
+    assert role["rules"] == [{
+        "apiGroups": [contract.ACK_GROUP],
+        "resources": [contract.ACK_PLURAL],
+        "verbs": ["create", "get", "list", "watch", "delete"],
+    }]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                  "name": role["metadata"]["name"]}
+    # the runner's own namespace only (a Role, not a ClusterRole), and the binding in the same namespace
+    ns = role["metadata"]["namespace"]
+    assert binding["metadata"]["namespace"] == ns == "kubeflow"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": ns}]
+
+
+@pytest.mark.parametrize("verb", ["create", "get", "delete"])
+def test_rbac_covers_every_call_the_launcher_makes(verb: str) -> None:
+    (role,) = [d for d in _rbac() if d["kind"] == "Role"]
+    assert any(verb in rule["verbs"] and contract.ACK_PLURAL in rule["resources"] for rule in role["rules"])

@@ -1,0 +1,246 @@
+"""The KFP surface without running it: compiled YAML drift, YAML load-back, contract/CLI/component alignment."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import components
+
+from dummy_training import cli, contract
+from dummy_training.kfp import compile as compile_mod
+from dummy_training.kfp.components import DEFAULT_IMAGE, IMAGE_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def default_image(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Compile with the image the committed YAMLs use, whatever the developer's environment says."""
+    monkeypatch.setenv(IMAGE_ENV, DEFAULT_IMAGE)
+    return DEFAULT_IMAGE
+
+
+@pytest.fixture(scope="module")
+def compiled() -> dict[Path, tuple[compile_mod.Target, str]]:
+    """Every target of the repository, freshly compiled once with the default image: path -> (target, text)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(IMAGE_ENV, DEFAULT_IMAGE)
+        return {REPO / t.path: (t, compile_mod.compile_text(t.obj)) for t in compile_mod.targets(REPO)}
+
+
+def _repack_parser() -> argparse.ArgumentParser:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[contract.REPACK_COMMAND]
+
+
+# ------------------------------------------------------------------------------------------- drift
+def test_every_committed_yaml_matches_a_fresh_compile(compiled: dict) -> None:
+    assert compiled, "nothing discovered"
+    drifted = [str(t.path) for path, (t, text) in compiled.items() if not path.is_file() or path.read_text() != text]
+    assert not drifted, f"run `dummy-training compile` and commit: {drifted}"
+
+
+def test_discovery_finds_every_component_folder_and_pipeline(compiled: dict) -> None:
+    paths = {str(t.path) for t, _ in compiled.values()}
+    for folder in sorted((REPO / "components").iterdir()):
+        if (folder / "component.yaml").exists():
+            assert f"components/{folder.name}/component.yaml" in paths
+    for py in sorted((REPO / "pipelines").glob("*.py")):
+        assert f"pipelines/{py.stem}.yaml" in paths
+        assert f"{compile_mod.PACKAGE_PIPELINES_DIR}/{py.stem}.yaml" in paths
+    assert "components/dummy_training/component.yaml" in paths
+    assert "components/dummy_training_s3/component.yaml" in paths
+
+
+def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_image: str,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "repo"
+    for d in ("components", "pipelines", "container"):
+        shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    victim = root / "components" / "dummy_training" / "component.yaml"
+    victim.write_text(victim.read_text().replace("dummy-training:", "someone-else:"))
+    (root / "pipelines" / "dummy_training_parallel_pipeline.yaml").unlink()
+
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 1
+    captured = capsys.readouterr()
+    assert "2 YAML file(s) differ from a fresh compile" in captured.err
+    assert "DRIFTED     components/dummy_training/component.yaml" in captured.out
+    assert "MISSING     pipelines/dummy_training_parallel_pipeline.yaml" in captured.out
+    assert "someone-else:" in victim.read_text(), "--check must not write"
+
+    assert cli.main(["compile", "--root", str(root)]) == 0
+    wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
+    assert len(wrote) == 2
+    assert victim.read_text() == (REPO / "components/dummy_training/component.yaml").read_text()
+    assert (root / "pipelines/dummy_training_parallel_pipeline.yaml").read_text() == (
+        REPO / "pipelines/dummy_training_parallel_pipeline.yaml").read_text()
+
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 0
+
+
+def test_image_is_overridable_at_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    custom = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:9.9.9"
+    try:
+        monkeypatch.setenv(IMAGE_ENV, custom)
+        native = compile_mod.discover_components(reload=True)["dummy_training"][1]
+        text = compile_mod.compile_text(native)
+        assert f"image: {custom}" in text
+        assert DEFAULT_IMAGE not in text
+    finally:
+        monkeypatch.setenv(IMAGE_ENV, DEFAULT_IMAGE)
+        compile_mod.discover_components(reload=True)  # re-import the components with the default image
+    from dummy_training.kfp.components import IMAGE
+
+    assert IMAGE == DEFAULT_IMAGE
+
+
+# ---------------------------------------------------------------------------------------- load back
+def _committed_yamls() -> list[Path]:
+    return sorted(REPO.glob("components/*/component.yaml")) + sorted(REPO.glob("pipelines/*.yaml"))
+
+
+@pytest.mark.parametrize("path", _committed_yamls(), ids=lambda p: str(p.relative_to(REPO)))
+def test_committed_yaml_loads_back_with_the_python_interface(path: Path, compiled: dict) -> None:
+    loaded = components.load_component_from_file(str(path))
+    spec = compiled[path][0].obj.component_spec
+    assert loaded.name == spec.name
+    assert {k: (v.type, v.optional) for k, v in loaded.component_spec.inputs.items()} == {
+        k: (v.type, v.optional) for k, v in spec.inputs.items()
+    }
+    assert set(loaded.component_spec.outputs or {}) == set(spec.outputs or {})
+
+
+def test_component_yamls_run_our_image_without_installing_kfp() -> None:
+    for path in sorted(REPO.glob("components/*/component.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        for executor in doc["deploymentSpec"]["executors"].values():
+            container = executor["container"]
+            assert container["image"] == DEFAULT_IMAGE, path
+            assert "pip install" not in " ".join(container["command"]), path
+
+
+# ------------------------------------------------------------------------------------ contract alignment
+def test_native_component_names_are_the_contract_and_the_repack_cli_flags() -> None:
+    from dummy_training.kfp.components.native import OUTPUT_ARTIFACT, dummy_training
+
+    spec = dummy_training.component_spec
+    repack_names = [p.name for p in contract.REPACK_INPUTS]
+    assert sorted(spec.inputs) == sorted(repack_names)
+    assert spec.inputs[contract.MODEL.name].type.startswith("system.Model")
+    assert not spec.inputs[contract.MODEL.name].optional
+    assert spec.inputs[contract.HYPERPARAMETERS.name].type.startswith("system.Artifact")
+    assert spec.inputs[contract.HYPERPARAMETERS.name].optional
+    assert spec.inputs[contract.HYPERPARAMETERS_JSON.name].type == "String"
+    assert spec.inputs[contract.HYPERPARAMETERS_JSON.name].optional
+    assert list(spec.outputs) == [OUTPUT_ARTIFACT]
+    assert spec.outputs[OUTPUT_ARTIFACT].type.startswith("system.Model")
+    assert OUTPUT_ARTIFACT not in spec.inputs
+
+
+def test_s3_component_names_are_the_contract_and_the_repack_cli_flags() -> None:
+    from dummy_training.kfp.components.native import dummy_training_s3
+
+    spec = dummy_training_s3.component_spec
+    expected = [p.name for p in (*contract.REPACK_INPUTS, contract.OUTPUT_URI, contract.ENDPOINT_URL)]
+    assert sorted(spec.inputs) == sorted(expected)
+    assert all(v.type == "String" for v in spec.inputs.values())
+    required = sorted(k for k, v in spec.inputs.items() if not v.optional)
+    assert required == sorted([contract.MODEL.name, contract.OUTPUT_URI.name])
+    assert list(spec.outputs) == [contract.OUTPUT_MODEL_S3_URI]
+
+
+def test_every_component_input_is_a_repack_cli_flag_and_a_run_repack_argument() -> None:
+    from dummy_training.kfp.compile import discover_components
+    from dummy_training.step.repack import run_repack
+
+    by_dest = {a.dest: a for a in _repack_parser()._actions}
+    run_repack_params = inspect.signature(run_repack).parameters
+    contract_params = {p.name: p for p in vars(contract).values() if isinstance(p, contract.Param)}
+    for folder, (_module, comp) in discover_components().items():
+        if folder not in ("dummy_training", "dummy_training_s3"):
+            continue  # launcher components (sagemaker, ack) have their own parameters and their own tests
+        for name in comp.component_spec.inputs:
+            assert name in contract_params, f"{folder}: input {name!r} is not a contract.Param"
+            action = by_dest.get(name)
+            assert action is not None, f"{folder}: input {name!r} is not a `dummy-training repack` option"
+            assert contract_params[name].flag in action.option_strings
+            assert name in run_repack_params, f"{folder}: input {name!r} is not a run_repack argument"
+
+
+def test_component_docstrings_describe_every_input() -> None:
+    from dummy_training.kfp.compile import discover_components
+
+    for folder, (_module, comp) in discover_components().items():
+        for name, spec in comp.component_spec.inputs.items():
+            assert spec.description, f"{folder}: input {name!r} has no description (add it to the docstring Args)"
+
+
+def test_component_modules_follow_the_convention() -> None:
+    """Every module of kfp_components either exposes COMPONENTS (folder -> component) or is a helper."""
+    from kfp.dsl.base_component import BaseComponent
+
+    from dummy_training.kfp.compile import component_modules
+
+    for module in component_modules():
+        comps = getattr(module, "COMPONENTS", None)
+        if comps is None:
+            continue
+        assert isinstance(comps, dict) and comps, module.__name__
+        for folder, comp in comps.items():
+            assert isinstance(comp, BaseComponent), (module.__name__, folder)
+            assert folder.isidentifier(), f"{module.__name__}: folder name {folder!r}"
+            assert (REPO / "components" / folder / "component.yaml").is_file(), "run `dummy-training compile`"
+
+
+def test_native_component_folders_have_a_readme_naming_every_input_and_output() -> None:
+    from dummy_training.kfp.components.native import COMPONENTS
+
+    for folder, comp in COMPONENTS.items():
+        readme = (REPO / "components" / folder / "README.md").read_text()
+        for name in [*comp.component_spec.inputs, *(comp.component_spec.outputs or {})]:
+            assert f"`{name}`" in readme, f"components/{folder}/README.md does not document {name!r}"
+
+
+# ------------------------------------------------------------------------------------------ check step
+def test_check_step_reads_root_hyperparameters_and_fails_without(tmp_path: Path) -> None:
+    import gzip
+    import io
+    import tarfile
+
+    from dummy_training.errors import InputNotFoundError, InvalidInputError
+    from dummy_training.kfp.example_model import OWN_HYPERPARAMETERS, write_example_model
+    from dummy_training.kfp.runtime import check_archive, check_model
+
+    def archive(path: Path, members: dict[str, bytes]) -> Path:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        path.write_bytes(gzip.compress(buf.getvalue()))
+        return path
+
+    with_hp = write_example_model(tmp_path / "a" / "model.tar.gz", with_hyperparameters=True)
+    assert check_archive(with_hp) == OWN_HYPERPARAMETERS
+    assert check_archive(with_hp.parent) == OWN_HYPERPARAMETERS  # a directory holding model.tar.gz
+    assert check_archive(archive(tmp_path / "dot.tar.gz", {"./hyperparameters.json": b'{"a": 1}'})) == {"a": 1}
+    with pytest.raises(InputNotFoundError, match="no root hyperparameters.json among 9 members"):
+        check_archive(write_example_model(tmp_path / "b" / "model.tar.gz"))
+    with pytest.raises(InputNotFoundError, match="no root"):  # nested is not root
+        check_archive(archive(tmp_path / "nested.tar.gz", {"sub/hyperparameters.json": b"{}"}))
+    with pytest.raises(InvalidInputError, match="not a JSON object"):
+        check_archive(archive(tmp_path / "list.tar.gz", {"hyperparameters.json": b"[1, 2]"}))
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(with_hp.read_bytes()[:-100])
+    with pytest.raises(InvalidInputError, match="unreadable"):
+        check_archive(truncated)
+    with pytest.raises(SystemExit) as info:  # the step's body fails the task with the CLI's exit code
+        check_model(str(tmp_path / "missing"))
+    assert info.value.code == 1

@@ -1,0 +1,104 @@
+"""The SageMaker KFP component: its interface agrees with the contract and the launcher, and it runs under
+kfp.local: an s3:// model imported as an artifact, the launcher against a SageMaker endpoint that plays the job
+from the request (repack on this machine, output to moto's S3), the model delivered into Output[Model] and checked
+by the pipeline's downstream check step."""
+
+# No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from fake_sagemaker import FakeSageMaker, PlaySageMaker
+
+from dummy_training import contract
+
+kfp = pytest.importorskip("kfp")
+
+ROLE = "arn:aws:iam::123456789012:role/dummy-training"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _component_spec() -> dict[str, Any]:
+    from dummy_training.kfp.components.sagemaker import sagemaker_dummy_training
+
+    return sagemaker_dummy_training.component_spec
+
+
+def test_component_interface_matches_the_contract() -> None:
+    spec = _component_spec()
+    inputs = spec.inputs
+    outputs = spec.outputs
+    for p in contract.REPACK_INPUTS:
+        assert p.name in inputs
+    assert {contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, "output_model"} <= set(outputs)
+    defaults = {name: inputs[name].default for name in inputs}
+    assert defaults["instance_type"] == contract.DEFAULT_INSTANCE_TYPE
+    assert defaults["instance_count"] == contract.DEFAULT_INSTANCE_COUNT
+    assert defaults["volume_size_gb"] == contract.DEFAULT_VOLUME_SIZE_GB
+    assert defaults["max_runtime_seconds"] == contract.DEFAULT_MAX_RUNTIME_SECONDS
+    # every launcher setting a pipeline author may want is an input
+    import dataclasses
+
+    from dummy_training.sagemaker.launcher import LaunchConfig
+
+    not_inputs = {"job_name_parts", "model_output_dir", "poll_interval", "max_poll_interval", "stop_wait_seconds",
+                  "stream_logs"}
+    assert {f.name for f in dataclasses.fields(LaunchConfig)} - not_inputs <= set(inputs)
+
+
+def test_committed_component_yaml_is_the_compiled_one(tmp_path: Path) -> None:
+    from kfp import compiler
+
+    from dummy_training.kfp.components.sagemaker import COMPONENTS
+
+    fresh = tmp_path / "component.yaml"
+    compiler.Compiler().compile(COMPONENTS["sagemaker_dummy_training"], str(fresh))
+    committed = REPO / "components" / "sagemaker_dummy_training" / "component.yaml"
+    assert yaml.safe_load(committed.read_text()) == yaml.safe_load(fresh.read_text())
+
+
+def _model_bytes() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        info = tarfile.TarInfo("weights.bin")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"12345"))
+    return buf.getvalue()
+
+
+def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str, moto_endpoint: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The committed pipeline YAML with backend=sagemaker: import, launcher, played job, download, check."""
+    from dummy_training.kfp.demo import packaged_pipeline, run_pipeline
+
+    s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=_model_bytes())
+    s3.put_object(Bucket=bucket, Key="cfg/hp.json", Body=b'{"epochs": 4}')
+    fake = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"))
+    endpoint = fake.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)  # S3 and logs: moto; SageMaker: the player
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", endpoint)
+    try:
+        result = run_pipeline(packaged_pipeline("dummy_training_pipeline.yaml"), tmp_path / "out", {
+            "backend": "sagemaker", "model_uri": f"s3://{bucket}/models/bert.tar.gz",
+            "hyperparameters_uri": f"s3://{bucket}/cfg/hp.json", "role_arn": ROLE, "image_uri": "img:1",
+            "s3_prefix": f"s3://{bucket}/runs"}, echo=io.StringIO())
+    finally:
+        fake.stop()
+    creates = [p for op, p in fake.calls if op == "CreateProcessingJob"]
+    assert len(creates) == 1
+    name = creates[0]["ProcessingJobName"]
+    assert name.startswith("dummy-training-")  # derived from the run and task ids
+    inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in creates[0]["ProcessingInputs"]}
+    assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS].endswith("/input/config/hyperparameters.json")
+    # the played job's output was delivered into the Output[Model] and read by the check step
+    assert result.checked_hyperparameters == {"epochs": 4}
+    with tarfile.open(result.output) as tar:
+        assert json.load(tar.extractfile(contract.HYPERPARAMETERS_FILENAME)) == {"epochs": 4}  # type: ignore[arg-type]
+    key = f"runs/{name}/output/{contract.MODEL_FILENAME}"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
+    assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"

@@ -1,0 +1,190 @@
+"""`dummy-training sagemaker` as a real process: SIGTERM stops the job; error lines and exit codes; the request
+agrees with the contract and with what `dummy-training repack` accepts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from fake_sagemaker import FakeSageMaker
+
+from dummy_training import cli, contract
+from dummy_training.errors import EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_RUNTIME
+from dummy_training.sagemaker import processing_job
+
+ROLE = "arn:aws:iam::123456789012:role/dummy-training"
+
+
+def _cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dummy_training", "sagemaker", *args]
+
+
+def _base_args(bucket: str) -> list[str]:
+    return ["--model", f"s3://{bucket}/m/model.tar.gz", "--s3-prefix", f"s3://{bucket}/runs",
+            "--role-arn", ROLE, "--image-uri", "img:1", "--job-name", "sigterm-job",
+            "--poll-interval", "0.05", "--max-poll-interval", "0.1", "--no-logs"]
+
+
+def test_sigterm_stops_the_processing_job(s3, bucket: str, moto_endpoint: str) -> None:
+    s3.put_object(Bucket=bucket, Key="m/model.tar.gz", Body=b"m")
+    fake = FakeSageMaker()  # jobs stay InProgress until stopped
+    endpoint = fake.start()
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ENDPOINT_URL_SAGEMAKER": endpoint}
+    proc = subprocess.Popen(_cmd(*_base_args(bucket)), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while fake.names().count("DescribeProcessingJob") < 3:  # created, and being waited on
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the launcher never started waiting"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fake.stop()
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    names = fake.names()
+    assert "CreateProcessingJob" in names and "StopProcessingJob" in names
+    stop_at = names.index("StopProcessingJob")
+    assert "DescribeProcessingJob" in names[stop_at + 1:]  # waited for Stopping/Stopped after stopping
+    assert fake.jobs["sigterm-job"]["ProcessingJobStatus"] in ("Stopping", "Stopped")
+    assert "interrupted by SIGTERM" in err
+    assert "console.aws.amazon.com/sagemaker" in err  # the console URL came first
+
+
+def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(_cmd(*args), env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=60)
+
+
+def _one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.startswith("dummy-training: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def test_missing_model_object_is_one_line_and_creates_no_job(s3, bucket: str, moto_endpoint: str) -> None:
+    fake = FakeSageMaker()
+    endpoint = fake.start()
+    try:
+        res = _run(_base_args(bucket), {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ENDPOINT_URL_SAGEMAKER": endpoint})
+    finally:
+        fake.stop()
+    assert res.returncode == EXIT_NOT_FOUND
+    assert f"s3://{bucket}/m/model.tar.gz" in _one_error_line(res.stderr)
+    assert "CreateProcessingJob" not in fake.names()
+
+
+def test_no_credentials_is_one_line(bucket: str, moto_endpoint: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_REGION"] = "us-east-1"  # only AWS_REGION (not AWS_DEFAULT_REGION), as on EKS with IRSA
+    env.update({"AWS_ENDPOINT_URL": moto_endpoint, "AWS_EC2_METADATA_DISABLED": "true",
+                "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")})
+    res = subprocess.run(_cmd(*_base_args(bucket)), env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == EXIT_RUNTIME
+    assert "no AWS credentials" in _one_error_line(res.stderr)
+
+
+def test_no_region_is_one_line(bucket: str, moto_endpoint: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    env["AWS_ENDPOINT_URL"] = moto_endpoint
+    res = subprocess.run(_cmd(*_base_args(bucket)), env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == EXIT_RUNTIME
+    assert "no AWS region" in _one_error_line(res.stderr)
+
+
+def test_bad_role_arn_is_one_line(bucket: str, moto_endpoint: str) -> None:
+    args = _base_args(bucket)
+    args[args.index("--role-arn") + 1] = "dummy-role"
+    res = _run(args, {"AWS_ENDPOINT_URL": moto_endpoint})
+    assert res.returncode == EXIT_INVALID_INPUT
+    assert "invalid role ARN" in _one_error_line(res.stderr)
+
+
+def test_access_denied_is_one_line(s3, bucket: str) -> None:
+    """A real HTTP 403 from the S3 endpoint (the fake answers every S3 call AccessDenied)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Deny(BaseHTTPRequestHandler):
+        def _deny(self) -> None:
+            body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            self.send_response(403)
+            self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+        do_HEAD = do_GET = do_PUT = do_POST = _deny  # noqa: N815
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Deny)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        res = _run(_base_args(bucket), {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.server_address[1]}"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert res.returncode == EXIT_RUNTIME
+    assert "access denied" in _one_error_line(res.stderr).lower()
+
+
+# --------------------------------------------------------------------------------- contract alignment
+@pytest.mark.parametrize("s3_direct", [False, True])
+@pytest.mark.parametrize("with_hp", [False, True])
+def test_request_matches_the_contract_and_the_repack_cli(s3_direct: bool, with_hp: bool) -> None:
+    from dummy_training.sagemaker.launcher import LaunchConfig, build_spec
+    from dummy_training.sagemaker.staging import StagedInputs
+
+    cfg = LaunchConfig(model="s3://b/m/model.tar.gz", role_arn=ROLE, image_uri="img:1", s3_prefix="s3://b/runs",
+                       s3_direct=s3_direct)
+    staged = StagedInputs("s3://b/m/model.tar.gz", "s3://b/h/hyperparameters.json" if with_hp else None)
+    request = processing_job.build_create_processing_job_request(build_spec(cfg, "job-1", staged))
+    app = request["AppSpecification"]
+    assert app["ContainerEntrypoint"] == [contract.CONSOLE_SCRIPT, contract.REPACK_COMMAND]
+    args = cli.build_parser().parse_args([contract.REPACK_COMMAND, *app["ContainerArguments"]])
+    assert args.command == contract.REPACK_COMMAND
+    if s3_direct:
+        assert "ProcessingInputs" not in request and "ProcessingOutputConfig" not in request
+        assert getattr(args, contract.MODEL.name) == "s3://b/m/model.tar.gz"
+        assert getattr(args, contract.OUTPUT_URI.name) == "s3://b/runs/job-1/output"
+        assert getattr(args, contract.HYPERPARAMETERS.name) == staged.hyperparameters_s3_uri
+        return
+    inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
+    assert inputs[contract.PROCESSING_INPUT_MODEL]["LocalPath"] == contract.CONTAINER_MODEL_DIR
+    assert getattr(args, contract.MODEL.name) == contract.CONTAINER_MODEL_DIR
+    (output,) = request["ProcessingOutputConfig"]["Outputs"]
+    assert output["OutputName"] == contract.PROCESSING_OUTPUT_MODEL
+    assert output["S3Output"]["LocalPath"] == contract.CONTAINER_OUTPUT_DIR
+    assert getattr(args, contract.OUTPUT_DIR.name) == contract.CONTAINER_OUTPUT_DIR
+    if with_hp:
+        assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]["LocalPath"] == contract.CONTAINER_CONFIG_DIR
+        assert getattr(args, contract.HYPERPARAMETERS.name) == contract.CONTAINER_CONFIG_DIR
+    else:
+        assert set(inputs) == {contract.PROCESSING_INPUT_MODEL}
+        assert getattr(args, contract.HYPERPARAMETERS.name) is None
+    # the processing paths are the ones the repack step searches when given no flags
+    opt_ml = contract.DEFAULT_OPT_ML_ROOT
+    assert str(contract.processing_model_dir()).replace(str(contract.opt_ml_root()), opt_ml) == \
+        contract.CONTAINER_MODEL_DIR
+
+
+def test_cli_flags_cover_every_launch_config_field() -> None:
+    import dataclasses
+
+    from dummy_training.sagemaker.launcher import LaunchConfig
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["sagemaker"]
+    dests = {a.dest for a in sub._actions}
+    assert {f.name for f in dataclasses.fields(LaunchConfig)} <= dests
