@@ -29,7 +29,8 @@ def test_component_interface_matches_the_sagemaker_launcher_and_contract() -> No
 
     assert {"ack_dummy_training": ack_dummy_training} == COMPONENTS
     spec = ack_dummy_training.component_spec
-    assert set(spec.outputs) == {"output_model", contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN}
+    assert set(spec.outputs) == {"output_model", contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN,
+                                 contract.OUTPUT_REPORT, contract.OUTPUT_METRICS}
     assert spec.outputs["output_model"].type.startswith("system.Model")
     # every job input is a LaunchConfig field of the same name (the SageMaker launcher's vocabulary)
     launcher_fields = {f.name for f in dataclasses.fields(LaunchConfig)}

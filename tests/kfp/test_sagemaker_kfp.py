@@ -35,7 +35,8 @@ def test_component_interface_matches_the_contract() -> None:
     outputs = spec.outputs
     for p in contract.REPACK_INPUTS:
         assert p.name in inputs
-    assert {contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, "output_model"} <= set(outputs)
+    assert {contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, "output_model", contract.OUTPUT_REPORT,
+            contract.OUTPUT_METRICS} <= set(outputs)
     defaults = {name: inputs[name].default for name in inputs}
     assert defaults["instance_type"] == contract.DEFAULT_INSTANCE_TYPE
     assert defaults["instance_count"] == contract.DEFAULT_INSTANCE_COUNT

@@ -46,7 +46,7 @@ from dummy_training.errors import (
 )
 from dummy_training.sagemaker import processing_job, staging
 from dummy_training.sagemaker.processing_job import JobSettings, ProcessingJobSpec
-from dummy_training.sagemaker.report import JobSummary
+from dummy_training.sagemaker.report import JobSummary, console_url, logs_console_url
 
 log = logging.getLogger(__name__)
 remote_log = logging.getLogger("dummy_training.remote")
@@ -74,16 +74,6 @@ def unique_job_name() -> str:
     """A fresh name for a run with no KFP identity (the CLI without --job-name)."""
     return processing_job.job_name(JOB_NAME_PREFIX, time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
                                    os.urandom(3).hex())
-
-
-def console_url(region: str, job_name: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/processing-jobs/{job_name}"
-
-
-def logs_console_url(region: str, job_name: str) -> str:
-    group = contract.PROCESSING_JOB_LOG_GROUP.replace("/", "$252F")
-    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
-            f"log-group/{group}$3FlogStreamNameFilter$3D{job_name}$252F")
 
 
 # ----------------------------------------------------------------------------------------------- config

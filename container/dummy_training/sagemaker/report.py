@@ -17,10 +17,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dummy_training import contract
 from dummy_training.step.report import md_table, md_text, size_text
 
 _SAFE_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _SAFE_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def console_url(region: str, job_name: str) -> str:
+    """The processing job in the SageMaker console."""
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/processing-jobs/{job_name}"
+
+
+def logs_console_url(region: str, job_name: str) -> str:
+    """The job's log streams (``<job-name>/...`` in the processing jobs' log group) in the CloudWatch console."""
+    group = contract.PROCESSING_JOB_LOG_GROUP.replace("/", "$252F")
+    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
+            f"log-group/{group}$3FlogStreamNameFilter$3D{job_name}$252F")
 
 
 def region_of_arn(arn: str) -> str:
@@ -82,19 +95,11 @@ class JobSummary:
 
     def console_url(self) -> str | None:
         """The job in the SageMaker console, when the region and name are known (and plain)."""
-        if not self._linkable():
-            return None
-        from dummy_training.sagemaker.launcher import console_url
-
-        return console_url(self.region, self.job_name)
+        return console_url(self.region, self.job_name) if self._linkable() else None
 
     def logs_url(self) -> str | None:
         """The job's CloudWatch log streams (``/aws/sagemaker/ProcessingJobs``, ``<job-name>/...``)."""
-        if not self._linkable():
-            return None
-        from dummy_training.sagemaker.launcher import logs_console_url
-
-        return logs_console_url(self.region, self.job_name)
+        return logs_console_url(self.region, self.job_name) if self._linkable() else None
 
     def _linkable(self) -> bool:
         return bool(_SAFE_REGION.match(self.region or "") and _SAFE_JOB_NAME.match(self.job_name or ""))
