@@ -108,7 +108,8 @@ def test_preserve_keeps_the_archive_byte_for_byte(tmp_path: Path) -> None:
     report = result.report_path.read_text()
     assert report.startswith("# dummy-training repack: archive preserved")
     assert "**Decision: preserved.**" in report and "byte for byte" in report
-    assert f"given hyperparameters (`[Argument]` {md_text(hp)} (" in report and "were ignored" in report
+    assert f"The given hyperparameters were ignored, the archive's own file wins: `[Argument]` {md_text(hp)} (" \
+        in report
     for name, data in _contents(result.output).items():
         assert f"| {md_text(name)}{'/' if data is None else ''} |" in report, name
     assert "injected**" not in report

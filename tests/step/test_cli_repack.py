@@ -106,6 +106,14 @@ def test_report_flag_writes_the_markdown_report(tmp_path: Path) -> None:
         assert f"| {md_text(name)} |" in text, name
     assert "| **hyperparameters.json** | file, **injected** |" in text
     assert os.listdir(report.parent) == ["r.md"]  # written by rename: no temp file left
+    # as a Markdown viewer shows it: the decision first, then one table row per member and the injected file
+    import markdown
+
+    page = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    assert page.split("\n")[1].startswith("<p><strong>Decision: injected.</strong> The archive has no root")
+    members_table = page.rsplit("<tbody>", 1)[1]
+    assert members_table.count("<tr>") == 5
+    assert "<td>model/weights.bin</td>" in members_table and "<td>file, <strong>injected</strong></td>" in members_table
 
 
 def test_inline_json_and_pretrained_model_path_alias(tmp_path: Path) -> None:

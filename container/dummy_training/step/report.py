@@ -177,8 +177,8 @@ def decision_text(result: RepackResult) -> str:
         else:
             text += "the input is a plain tar, so the output is the same tar, gzip-compressed (contents unchanged)."
         if result.hyperparameters_location is not None:
-            text += (f" The given hyperparameters ({_hyperparameters_source(result)}) were ignored: the archive's "
-                     "own file wins.")
+            text += (" The given hyperparameters were ignored, the archive's own file wins: "
+                     f"{_hyperparameters_source(result)}.")
         return text
     # TODO(mtime): another change makes the injected member's mtime reproducible and records on RepackResult
     # how it was chosen; say it here ("mtime: <value> (<how>)") once that field exists.
