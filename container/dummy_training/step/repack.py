@@ -50,6 +50,8 @@ class RepackResult:
     bytes_written: int = 0
     scanner: str = ""
     publish_seconds: float = 0.0  # waiting for the sink to publish: the last copies, fsync / S3 completion
+    mtime: int | None = None  # of the injected hyperparameters.json (None when preserved)
+    mtime_source: str = ""  # how it was chosen: "SOURCE_DATE_EPOCH", "newest member", ... ("" when preserved)
 
     def summary(self) -> dict:
         """JSON-able summary (for --result-json and component metadata)."""
@@ -70,7 +72,13 @@ class RepackResult:
             "bytes_written": self.bytes_written,
             "scanner": self.scanner,
             "publish_seconds": round(self.publish_seconds, 3),
+            "mtime": self.mtime,
+            "mtime_source": self.mtime_source,
         }
+
+
+def _utc(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def human_bytes(n: float) -> str:
@@ -202,7 +210,8 @@ def run_repack(
                         hp.location)
     else:
         log.info("decision: injected hyperparameters.json at the archive root (method %s; %s of the input kept "
-                 "verbatim)", result.method, human_bytes(result.kept_prefix))
+                 "verbatim; its mtime %s, from: %s)", result.method, human_bytes(result.kept_prefix),
+                 _utc(result.mtime), result.mtime_source)
     stats = sink.stats()
     elapsed = time.monotonic() - started
     bytes_read = int(getattr(source, "bytes_read", result.input_size))
@@ -228,4 +237,6 @@ def run_repack(
         bytes_written=stats.get("bytes_written", 0),
         scanner=result.scanner,
         publish_seconds=publish_seconds,
+        mtime=result.mtime,
+        mtime_source=result.mtime_source,
     )
