@@ -157,9 +157,11 @@ def run_repack(
     fsync: bool | None = None,
 ) -> RepackResult:
     """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README."""
-    from dummy_training.engine.archive import repack_archive
+    from dummy_training.engine.archive import repack_archive, source_date_epoch
 
     started = time.monotonic()
+    if mtime is None:
+        source_date_epoch()  # a bad SOURCE_DATE_EPOCH fails here, before any input is opened
     model_res = resolve_model(model)
     log.info("model: %s %s", model_res.label, model_res.location)
     hp = resolve_hyperparameters(hyperparameters, hyperparameters_json, endpoint_url)
