@@ -2,7 +2,8 @@
 
 - ``make_model_archive(...) -> bytes``: a small model-like ``.tar.gz`` (or plain tar), with or without a root
   ``hyperparameters.json``, in any tar format and with any compressor from ``COMPRESSORS``.
-- ``build_tar(entries, fmt)``: a tar from ``Entry`` values (files, dirs, symlinks, hard links, devices, ...).
+- ``build_tar(entries, fmt)``: a tar from ``Entry`` values (files, dirs, symlinks, hard links, devices, ...);
+  ``old_gnu_sparse(tar, header)`` turns one of its members into an old-GNU sparse member.
 - ``COMPRESSORS``: name -> ``bytes -> bytes`` (python gzip levels 1-9, isal, zlib-ng, multi-member, sync and
   full flushes).
 - ``SPECIAL_ARCHIVES``: valid edge cases (0 members, end marker in the first deflate block, PAX, GNU long
@@ -75,6 +76,19 @@ def build_tar(entries: Sequence[Entry], fmt: int = tarfile.PAX_FORMAT) -> bytes:
             else:
                 tf.addfile(info)
     return buf.getvalue()
+
+
+def old_gnu_sparse(tar: bytes, header: int) -> bytes:
+    """``tar`` (GNU format) with the regular member whose header is at offset ``header`` turned into an old-GNU
+    sparse member with a single data chunk holding all its data (the engine re-encodes such archives)."""
+    out = bytearray(tar)
+    size = int(out[header + 124 : header + 136].split(b"\0", 1)[0] or b"0", 8)
+    out[header + 156] = ord("S")
+    out[header + 386 : header + 386 + 24] = b"%011o\0%011o\0" % (0, size)
+    out[header + 483 : header + 495] = b"%011o\0" % size
+    out[header + 148 : header + 156] = b" " * 8
+    out[header + 148 : header + 155] = b"%06o\0" % sum(out[header : header + 512])
+    return bytes(out)
 
 
 # ------------------------------------------------------------------------------------ compressors

@@ -80,3 +80,14 @@ def object_exists(s3: Any, bucket: str, key: str) -> bool:
 
 def read(s3: Any, bucket: str, key: str) -> bytes:
     return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+def deny_s3(request: Any, **_: Any) -> Any:
+    """A botocore before-send hook answering every request with S3's 403."""
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_: Any):  # noqa: ANN202
+            yield b""
+
+    return AWSResponse(request.url, 403, {}, Raw())

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import pytest
-from s3_helpers import MiB
+from s3_helpers import MiB, deny_s3
 
 from dummy_training.ends import s3_object
 from dummy_training.ends.s3_object import S3Source
@@ -113,21 +113,10 @@ def test_missing_object_and_missing_bucket(bucket, moto_endpoint) -> None:  # no
         _open("not-s3://x/y", moto_endpoint)
 
 
-def _deny(request: Any, **_: Any) -> Any:
-    """A botocore before-send hook answering every request with S3's 403."""
-    from botocore.awsrequest import AWSResponse
-
-    class Raw:
-        def stream(self, **_: Any):  # noqa: ANN202
-            yield b""
-
-    return AWSResponse(request.url, 403, {}, Raw())
-
-
 def test_access_denied_is_one_line_exit_3(obj, moto_endpoint) -> None:  # noqa: ANN001
     uri, _ = obj
     client = s3_object.make_client(moto_endpoint)
-    client.meta.events.register("before-send.s3", _deny)
+    client.meta.events.register("before-send.s3", deny_s3)
     with pytest.raises(RuntimeIOError, match="access denied") as info:
         S3Source.open(uri, client=client)
     assert info.value.exit_code == 3
@@ -149,7 +138,7 @@ def test_versioned_read_without_version_permission_falls_back_to_the_etag(s3, bu
     client = s3_object.make_client(moto_endpoint)
 
     def deny_versions(request: Any, **kwargs: Any) -> Any:
-        return _deny(request) if "versionId=" in request.url else None
+        return deny_s3(request) if "versionId=" in request.url else None
 
     client.meta.events.register("before-send.s3", deny_versions)
     src = S3Source.open(f"s3://{bucket}/v.tar.gz", client=client, get_part_size=64 * 1024)

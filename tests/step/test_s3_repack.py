@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from archives import HOSTILE_ARCHIVES, HYPERPARAMETERS_BYTES, MTIME, make_model_archive
-from s3_helpers import MiB, Recorder, big_model, object_exists, open_uploads, read
+from s3_helpers import MiB, Recorder, big_model, deny_s3, object_exists, open_uploads, read
 
 from dummy_training import contract
 from dummy_training.ends import s3_object
@@ -160,13 +160,12 @@ def test_local_model_to_s3_output(s3, bucket, moto_endpoint, tmp_path) -> None: 
 
 def test_access_denied_is_one_line_exit_3(s3, bucket, moto_endpoint, monkeypatch) -> None:  # noqa: ANN001
     uri = _put(s3, bucket, "in/model.tar.gz", make_model_archive())
-    from test_s3_source import _deny
 
     real = s3_object.make_client
 
     def denied_client(*args: Any, **kwargs: Any) -> Any:
         client = real(*args, **kwargs)
-        client.meta.events.register("before-send.s3", _deny)
+        client.meta.events.register("before-send.s3", deny_s3)
         return client
 
     monkeypatch.setattr(s3_object, "make_client", denied_client)

@@ -10,6 +10,10 @@ stream (never extracting anything), validates every tar member, and then:
   only the tail is re-deflated), or by re-encoding for inputs the splice cannot take (plain tar, old GNU
   sparse members).
 
+The output depends on the inputs only (never on the clock, the host, the CPU count or the scanner), so the same
+inputs give the same bytes: the new member's mtime is ``SOURCE_DATE_EPOCH`` when set, else the newest mtime among
+the archive's members (``MtimeRule``), and the gzip framing written carries no timestamp or file name.
+
 The engine never commits or aborts the sink: the caller commits on success and aborts on any exception.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,11 +41,11 @@ from dummy_training.engine.gzip_scan import (
 )
 from dummy_training.engine.reencode import CHUNK, reencode
 from dummy_training.engine.scan_child import run_in_child
-from dummy_training.engine.splice import build_tail, end_of_archive, tar_member
+from dummy_training.engine.splice import MAX_USTAR_MTIME, build_tail, end_of_archive, tar_member
 from dummy_training.engine.tar_scan import BLOCK, MemberInfo, TarScanner, all_zero, checksum_ok
 from dummy_training.errors import DummyTrainingError, InputNotFoundError, InvalidInputError, RuntimeIOError
 
-__all__ = ["EngineResult", "MemberInfo", "repack_archive"]
+__all__ = ["EngineResult", "MemberInfo", "MtimeRule", "repack_archive", "source_date_epoch"]
 
 log = logging.getLogger("dummy_training.engine.archive")
 
@@ -62,6 +67,53 @@ class EngineResult:
     kept_prefix: int = 0  # bytes of the input copied verbatim to the output
     gzip_members: int = 0  # 0 for plain tar
     scanner: str = ""  # "rapidgzip" (parallel), "zlib-ng"/"zlib" (single thread), "tar" (plain tar)
+    mtime: int | None = None  # of the injected hyperparameters.json (None: preserved, nothing injected)
+    mtime_source: str = ""  # how that mtime was chosen: one of the MTIME_FROM_* values ("" when preserved)
+
+
+#: ``SOURCE_DATE_EPOCH`` (https://reproducible-builds.org/specs/source-date-epoch/): the injected member's mtime.
+SOURCE_DATE_EPOCH_ENV = "SOURCE_DATE_EPOCH"
+MTIME_FROM_ARGUMENT = "mtime argument"
+MTIME_FROM_SOURCE_DATE_EPOCH = "SOURCE_DATE_EPOCH"
+MTIME_FROM_NEWEST_MEMBER = "newest member"
+MTIME_FROM_NO_MEMBERS = "no member mtime"  # no member, or none with a readable mtime since 1970: 0
+
+
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` as an integer, None when unset or empty. Any other value that is not a whole number of
+    seconds since 1970 a ustar header can hold is an InvalidInputError (exit 2): a build that asked for
+    reproducible output must not quietly get another timestamp."""
+    raw = os.environ.get(SOURCE_DATE_EPOCH_ENV)
+    if raw is None or not raw.strip():
+        return None
+    value = raw.strip()
+    if not re.fullmatch(r"[0-9]+", value):
+        raise InvalidInputError(f"{SOURCE_DATE_EPOCH_ENV}={raw!r} is not a whole number of seconds since 1970 "
+                                "(what date +%s prints)")
+    seconds = int(value)
+    if seconds > MAX_USTAR_MTIME:
+        raise InvalidInputError(f"{SOURCE_DATE_EPOCH_ENV}={value} is past the largest mtime a tar header holds "
+                                f"({MAX_USTAR_MTIME})")
+    return seconds
+
+
+@dataclass(frozen=True)
+class MtimeRule:
+    """How the injected member's mtime is chosen: ``override`` (the ``mtime`` argument), else ``epoch``
+    (``SOURCE_DATE_EPOCH``), else the newest mtime among the archive's members (capped to what ustar holds)."""
+
+    override: float | None = None
+    epoch: int | None = None
+
+    def choose(self, tar: TarScanner) -> tuple[int, str]:
+        """(mtime, how it was chosen: an MTIME_FROM_* value) for an archive scanned by ``tar``."""
+        if self.override is not None:
+            return int(self.override), MTIME_FROM_ARGUMENT
+        if self.epoch is not None:
+            return self.epoch, MTIME_FROM_SOURCE_DATE_EPOCH
+        if tar.newest_mtime is None:
+            return 0, MTIME_FROM_NO_MEMBERS
+        return min(tar.newest_mtime, MAX_USTAR_MTIME), MTIME_FROM_NEWEST_MEMBER
 
 
 class _Progress:
@@ -126,9 +178,13 @@ def repack_archive(
     progress: Callable[[int, int], None] | None = None,
     mtime: float | None = None,
 ) -> EngineResult:
-    """Validate ``source`` and write the repacked archive to ``sink`` (not committed); see the module doc."""
+    """Validate ``source`` and write the repacked archive to ``sink`` (not committed); see the module doc.
+
+    ``mtime`` overrides the injected member's mtime (else ``SOURCE_DATE_EPOCH``, else the newest member's)."""
+    # read and judged before anything is read or written
+    rule = MtimeRule(override=mtime, epoch=source_date_epoch() if mtime is None else None)
     try:
-        return _repack(source, sink, hyperparameters, _Progress(progress, source.size), mtime)
+        return _repack(source, sink, hyperparameters, _Progress(progress, source.size), rule)
     except DummyTrainingError:
         raise
     except MemoryError:
@@ -138,29 +194,40 @@ def repack_archive(
 
 
 def _repack(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
-            mtime: float | None) -> EngineResult:
+            rule: MtimeRule) -> EngineResult:
     size = source.size
     head = source.pread(0, BLOCK) if size else b""
     if head[:2] == GZIP_MAGIC:
-        return _repack_gzip(source, sink, hyperparameters, progress, mtime)
+        return _repack_gzip(source, sink, hyperparameters, progress, rule)
     if _looks_like_tar(head):
-        return _repack_plain_tar(source, sink, hyperparameters, progress, mtime)
+        return _repack_plain_tar(source, sink, hyperparameters, progress, rule)
     raise InvalidInputError(f"{source.location}: not a gzip or tar archive")
 
 
-def _appended(hyperparameters: bytes, end: int, mtime: float | None) -> bytes:
+@dataclass(frozen=True)
+class _Appended:
+    data: bytes  # the new member + the end-of-archive blocks
+    mtime: int
+    mtime_source: str
+
+
+def _appended(hyperparameters: bytes, tar: TarScanner, rule: MtimeRule) -> _Appended:
+    assert tar.end is not None
+    mtime, how = rule.choose(tar)
     member = tar_member(hyperparameters, mtime=mtime)
-    return member + end_of_archive(end + len(member))
+    return _Appended(member + end_of_archive(tar.end + len(member)), mtime, how)
 
 
 def _result(tar: TarScanner, decision: str, method: str, *, uncompressed: int, input_size: int, output_size: int,
-            kept: int, gzip_members: int, scanner: str) -> EngineResult:
+            kept: int, gzip_members: int, scanner: str, appended: _Appended | None = None) -> EngineResult:
     return EngineResult(decision, method, tar.member_count, list(tar.members), uncompressed, input_size,
-                        output_size, kept, gzip_members, scanner)
+                        output_size, kept, gzip_members, scanner,
+                        mtime=appended.mtime if appended else None,
+                        mtime_source=appended.mtime_source if appended else "")
 
 
 def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
-                      mtime: float | None) -> EngineResult:
+                      rule: MtimeRule) -> EngineResult:
     tar = TarScanner()
     done = 0
     for data in source.chunks(0, None, CHUNK):
@@ -170,6 +237,7 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
     tar.finish()
     assert tar.end is not None
     written_before = sink.stats().get("bytes_written", 0)
+    appended = None
     if tar.has_root_hyperparameters:
         decision = DECISION_PRESERVED
         reencode(source, sink, compressed=False, end=None, appended=b"", threads=compress_threads())
@@ -177,12 +245,12 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
         if hyperparameters is None:
             raise _missing()
         decision = DECISION_INJECTED
-        reencode(source, sink, compressed=False, end=tar.end, appended=_appended(hyperparameters, tar.end, mtime),
-                 threads=compress_threads())
+        appended = _appended(hyperparameters, tar, rule)
+        reencode(source, sink, compressed=False, end=tar.end, appended=appended.data, threads=compress_threads())
     progress(source.size, force=True)
     output = sink.stats().get("bytes_written", 0) - written_before
     return _result(tar, decision, "reencode", uncompressed=source.size, input_size=source.size, output_size=output,
-                   kept=0, gzip_members=0, scanner="tar")
+                   kept=0, gzip_members=0, scanner="tar", appended=appended)
 
 
 SCAN_THREADS_ENV = "DUMMY_TRAINING_SCAN_THREADS"
@@ -270,7 +338,7 @@ def _scan(source: ByteSource, copier: _PrefixCopier, progress: _Progress) -> Gzi
 
 
 def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
-                 mtime: float | None) -> EngineResult:
+                 rule: MtimeRule) -> EngineResult:
     size = source.size
     copier = _PrefixCopier(source, sink)
     scan = _scan(source, copier, progress)
@@ -285,18 +353,18 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
                        scanner=scan.scanner)
     if hyperparameters is None:
         raise _missing()
-    appended = _appended(hyperparameters, end, mtime)
+    appended = _appended(hyperparameters, tar, rule)
     point = scan.point
     if tar.old_gnu_sparse or point is None:
         copier.exactly(0)
         sink.reset()
         before = sink.stats().get("bytes_written", 0)
-        reencode(source, sink, compressed=True, end=end, appended=appended, threads=compress_threads())
+        reencode(source, sink, compressed=True, end=end, appended=appended.data, threads=compress_threads())
         output = sink.stats().get("bytes_written", 0) - before
         progress(size, force=True)
         return _result(tar, DECISION_INJECTED, "reencode", uncompressed=scan.uncompressed_size, input_size=size,
                        output_size=output, kept=0, gzip_members=scan.gzip_members,
-                       scanner=scan.scanner)
+                       scanner=scan.scanner, appended=appended)
     kept = point.bit // 8
     if end - point.u > LONG_TAIL:
         log.info("the last deflate block boundary before the tar end is %.1f MB before it (the archive was written "
@@ -305,10 +373,11 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
     copier.exactly(kept)
     last_byte = source.pread(kept, 1)[0] if point.bit % 8 else 0
     output = kept
-    tail = build_tail(point, last_byte, inflate_from(source, point, end), appended, threads=compress_threads())
+    tail = build_tail(point, last_byte, inflate_from(source, point, end), appended.data, threads=compress_threads())
     for piece in tail:
         sink.write(piece)
         output += len(piece)
     progress(size, force=True)
     return _result(tar, DECISION_INJECTED, "splice", uncompressed=scan.uncompressed_size, input_size=size,
-                   output_size=output, kept=kept, gzip_members=scan.gzip_members, scanner=scan.scanner)
+                   output_size=output, kept=kept, gzip_members=scan.gzip_members, scanner=scan.scanner,
+                   appended=appended)

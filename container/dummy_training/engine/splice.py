@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import struct
 import tarfile
-import time
 from collections.abc import Iterable, Iterator
 
 from isal.isal_zlib import crc32_combine
@@ -32,15 +31,20 @@ from dummy_training.engine.gzip_scan import SplicePoint
 from dummy_training.engine.parallel_deflate import DeflateStream
 from dummy_training.engine.tar_scan import BLOCK, RECORD
 
+#: The largest mtime a ustar header holds (11 octal digits: the year 2242).
+MAX_USTAR_MTIME = 8**11 - 1
 
-def tar_member(data: bytes, name: str = HYPERPARAMETERS_FILENAME, mtime: float | None = None) -> bytes:
-    """A regular-file tar member (ustar header, mode 0644, owner 0:0) with its data padded to 512 bytes."""
+
+def tar_member(data: bytes, *, mtime: int, name: str = HYPERPARAMETERS_FILENAME) -> bytes:
+    """A regular-file tar member with its data padded to 512 bytes: one ustar header (no PAX or GNU header, so
+    no atime/ctime), mode 0644, owner 0:0 with no user or group name, and the given mtime. The same arguments
+    give the same bytes."""
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
     info.uid = info.gid = 0
     info.uname = info.gname = ""
-    info.mtime = int(time.time() if mtime is None else mtime)
+    info.mtime = int(mtime)
     info.type = tarfile.REGTYPE
     return info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % BLOCK)
 

@@ -14,6 +14,7 @@ is absolute or escapes, a member written through a symlink, a device or fifo, a 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from dummy_training.contract import ROOT_HYPERPARAMETERS_NAMES
@@ -87,6 +88,21 @@ def checksum_ok(block: bytes) -> bool:
 
 
 
+def _mtime(block: bytes, meta: dict[str, str]) -> int | None:
+    """A member's mtime in whole seconds (a PAX ``mtime`` record wins over the header field); None when it is
+    unreadable or before 1970. Never an error: tar readers do not judge an archive by its timestamps."""
+    if "mtime" in meta:
+        try:
+            seconds = math.floor(float(meta["mtime"]))
+            return seconds if seconds >= 0 else None
+        except (ValueError, OverflowError):
+            pass
+    try:
+        return _number(block[136:148], "mtime", 0)
+    except InvalidInputError:  # negative (base-256) or not octal
+        return None
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
@@ -131,6 +147,7 @@ class TarScanner:
         self.old_gnu_sparse = False
         self.has_root_hyperparameters = False
         self.root_hyperparameters: bytes | None = None  # content of the last regular root hyperparameters.json
+        self.newest_mtime: int | None = None  # the largest member mtime (PAX ``mtime`` or header), whole seconds
         self.trailing_data = False  # non-zero bytes after the end-of-archive marker
 
         self._state = _HEADER
@@ -256,6 +273,9 @@ class TarScanner:
         self._validate(name, typ, kind, link)
 
         self.member_count += 1
+        mtime = _mtime(block, meta)
+        if mtime is not None and (self.newest_mtime is None or mtime > self.newest_mtime):
+            self.newest_mtime = mtime
         if kind == "file":
             self.total_size += size
         if len(self.members) < MAX_LISTED_MEMBERS:

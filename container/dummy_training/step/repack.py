@@ -54,6 +54,8 @@ class RepackResult:
     hyperparameters_label: str = ""  # contract.LABEL_*: where the hyperparameters were found ("" for none)
     hyperparameters: bytes | None = field(default=None, repr=False)  # what was (or would have been) injected
     sha256: str | None = None  # of the output, when a caller computed it (a local output; see step.report)
+    mtime: int | None = None  # of the injected hyperparameters.json (None when preserved)
+    mtime_source: str = ""  # how it was chosen: "SOURCE_DATE_EPOCH", "newest member", ... ("" when preserved)
 
     def summary(self) -> dict:
         """JSON-able summary (for --result-json and component metadata)."""
@@ -74,7 +76,13 @@ class RepackResult:
             "bytes_written": self.bytes_written,
             "scanner": self.scanner,
             "publish_seconds": round(self.publish_seconds, 3),
+            "mtime": self.mtime,
+            "mtime_source": self.mtime_source,
         }
+
+
+def utc_text(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def human_bytes(n: float) -> str:
@@ -153,9 +161,11 @@ def run_repack(
     fsync: bool | None = None,
 ) -> RepackResult:
     """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README."""
-    from dummy_training.engine.archive import repack_archive
+    from dummy_training.engine.archive import repack_archive, source_date_epoch
 
     started = time.monotonic()
+    if mtime is None:
+        source_date_epoch()  # a bad SOURCE_DATE_EPOCH fails here, before any input is opened
     model_res = resolve_model(model)
     log.info("model: %s %s", model_res.label, model_res.location)
     hp = resolve_hyperparameters(hyperparameters, hyperparameters_json, endpoint_url)
@@ -206,7 +216,8 @@ def run_repack(
                         hp.location)
     else:
         log.info("decision: injected hyperparameters.json at the archive root (method %s; %s of the input kept "
-                 "verbatim)", result.method, human_bytes(result.kept_prefix))
+                 "verbatim; its mtime %s, from: %s)", result.method, human_bytes(result.kept_prefix),
+                 utc_text(result.mtime), result.mtime_source)
     stats = sink.stats()
     elapsed = time.monotonic() - started
     bytes_read = int(getattr(source, "bytes_read", result.input_size))
@@ -235,4 +246,6 @@ def run_repack(
         model_label=model_res.label,
         hyperparameters_label=hp.label if hp else "",
         hyperparameters=hp.data if hp else None,
+        mtime=result.mtime,
+        mtime_source=result.mtime_source,
     )

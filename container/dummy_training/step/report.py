@@ -21,7 +21,7 @@ from pathlib import Path
 from dummy_training import __version__, contract
 from dummy_training.ends.base import is_s3_uri
 from dummy_training.errors import RuntimeIOError
-from dummy_training.step.repack import RepackResult, human_bytes
+from dummy_training.step.repack import RepackResult, human_bytes, utc_text
 
 #: Members listed in the report's table; past this one summary line says how many more there are.
 REPORT_MEMBERS = 50
@@ -180,11 +180,12 @@ def decision_text(result: RepackResult) -> str:
             text += (" The given hyperparameters were ignored, the archive's own file wins: "
                      f"{_hyperparameters_source(result)}.")
         return text
-    # TODO(mtime): another change makes the injected member's mtime reproducible and records on RepackResult
-    # how it was chosen; say it here ("mtime: <value> (<how>)") once that field exists.
     text = (f"**Decision: injected.** The archive has no root {md_text(hp_name)}, so the hyperparameters from "
             f"{_hyperparameters_source(result)} were added at the archive root as member "
             f"#{result.member_count + 1}, {md_text(hp_name)}. ")
+    if result.mtime is not None:
+        text += (f"Its mtime is {utc_text(result.mtime)} ({md_text(result.mtime_source)}), owner 0:0, mode 0644, so "
+                 "the same inputs give the same bytes. ")
     if result.method == "splice":
         text += (f"Method splice: the first {size_text(result.kept_prefix)} of the compressed input were kept "
                  "verbatim; only the tail after the last deflate block boundary was re-compressed.")
