@@ -40,6 +40,7 @@ setup(
             "moto[server]>=5.1,<5.3",
             "jsonschema>=4",
             "ruff>=0.6",
+            "docker>=7",  # kfp.local.DockerRunner (tests/kfp/test_docker_runner.py, the container tier)
         ],
     },
     entry_points={"console_scripts": ["dummy-training=dummy_training.cli:main"]},
