@@ -115,7 +115,8 @@ def test_sagemaker_root_owned_output_needs_the_root_image(engine: Engine, tmp_pa
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert proc.returncode == 3, proc.stderr
     assert len(errors) == 1 and errors[0].startswith("dummy-training: error: cannot write to the output directory")
-    assert contract.CONTAINER_OUTPUT_DIR in errors[0] and "Permission denied" in errors[0]
+    assert errors[0].endswith(f"{contract.CONTAINER_OUTPUT_DIR}: Permission denied (owned by uid 0, mode 0755; "
+                              f"this process runs as uid {IMAGE_UID})")
     assert "Traceback" not in proc.stderr
     assert list(out.iterdir()) == []
 
