@@ -46,7 +46,7 @@ if [ ! -e "$conf" ] || head -n1 "$conf" | grep -qxF "$marker"; then
 else
   echo "keeping $conf (not written by this script)"
 fi
-podman info --format 'podman {{.Version.Version}}, {{.Host.OCIRuntime.Name}}, {{.Host.CgroupManager}}, cgroup v{{.Host.CgroupsVersion}}'
+podman info --format 'podman {{.Version.Version}}, {{.Host.OCIRuntime.Name}}, {{.Host.CgroupManager}}, cgroup {{.Host.CgroupsVersion}}'
 
 if ! python3 -c "import dummy_training, docker, kfp, moto, pytest" 2>/dev/null; then
   step "python test dependencies"
@@ -73,5 +73,6 @@ container/build.sh --root "${base[@]}" "${ca[@]}"
 VERSION="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' container/dummy_training/__init__.py)"
 export DUMMY_TRAINING_TEST_IMAGE="dummy-training:$VERSION" DUMMY_TRAINING_TEST_ROOT_IMAGE="dummy-training:$VERSION-root"
 step "pytest -m container tests/container"
-python3 -m pytest -m container tests/container
+# the checkout's package on the host side too (the images were built from it), whatever is pip-installed
+PYTHONPATH="$PWD/container${PYTHONPATH:+:$PYTHONPATH}" python3 -m pytest -m container tests/container
 step "done"

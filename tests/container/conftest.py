@@ -129,10 +129,8 @@ def docker_host(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 @pytest.fixture
-def docker_runner(docker_host: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """kfp.local with DockerRunner (real exit codes: dummy_training.kfp.docker_runner); returns the pipeline root,
-    made writable for the image's non-root user (as the README tells DockerRunner users)."""
-    from kfp import local
+def docker_api(docker_host: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_HOST for kfp.local.DockerRunner, and its tasks' real exit codes (dummy_training.kfp.docker_runner)."""
     from kfp.local import docker_task_handler
 
     from dummy_training.kfp.docker_runner import run_docker_container
@@ -140,6 +138,21 @@ def docker_runner(docker_host: str | None, tmp_path: Path, monkeypatch: pytest.M
     if docker_host:
         monkeypatch.setenv("DOCKER_HOST", docker_host)
     monkeypatch.setattr(docker_task_handler, "run_docker_container", run_docker_container)
-    root = writable_by_image(tmp_path / "pipeline_root")
-    local.init(runner=local.DockerRunner(), pipeline_root=str(root), raise_on_error=True)
+
+
+@pytest.fixture(params=["chmod 0777", "user"])
+def docker_runner(request: pytest.FixtureRequest, docker_api: None, tmp_path: Path) -> Path:
+    """kfp.local with DockerRunner; returns the pipeline root, which the tasks can write as the README tells
+    DockerRunner users: a root anyone can write (the image runs as UID 1000), or the tasks run as this user."""
+    from kfp import local
+
+    root = tmp_path / "pipeline_root"
+    if request.param == "user":
+        root.mkdir()
+        root.chmod(0o755)
+        runner = local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}")
+    else:
+        writable_by_image(root)
+        runner = local.DockerRunner()
+    local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
     return root

@@ -176,12 +176,9 @@ def _staged_inputs(pipeline_root: Path, with_hyperparameters: bool = True) -> tu
     return model, hp if with_hyperparameters else None
 
 
-@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")
-def test_component_yaml_under_docker_runner(docker_runner: Path) -> None:
-    """components/dummy_training/component.yaml as committed, in the image, with no entrypoint override."""
+def _component_pipeline():  # noqa: ANN202 - a kfp pipeline
+    """components/dummy_training/component.yaml as committed, after an importer of the model."""
     from kfp import components, dsl
-
-    from dummy_training.kfp.demo import collect_result
 
     text = _with_test_image((REPO / "components/dummy_training/component.yaml").read_text())
     repack = components.load_component_from_text(text)
@@ -191,13 +188,36 @@ def test_component_yaml_under_docker_runner(docker_runner: Path) -> None:
         model = dsl.importer(artifact_uri=model_uri, artifact_class=dsl.Model, reimport=False)
         repack(model=model.output, hyperparameters_json=hyperparameters_json)
 
+    return one_task
+
+
+@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")
+def test_component_yaml_under_docker_runner(docker_runner: Path) -> None:
+    """components/dummy_training/component.yaml as committed, in the image, with no entrypoint override."""
+    from dummy_training.kfp.demo import collect_result
+
     model, _ = _staged_inputs(docker_runner)
-    one_task(model_uri=str(model), hyperparameters_json='{"epochs": 5}')
+    _component_pipeline()(model_uri=str(model), hyperparameters_json='{"epochs": 5}')
     (run_dir,) = [p for p in docker_runner.iterdir() if p.name != "inputs"]
     result = collect_result(run_dir)
     _assert_injected(_contents(result.output), {"epochs": 5})
     assert result.metadata["decision"] == contract.DECISION_INJECTED
     assert result.metadata["size"] == result.output.stat().st_size
+
+
+@pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")
+def test_docker_runner_needs_a_pipeline_root_the_image_can_write(engine: Engine, docker_api: None, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """Why the README tells DockerRunner users to make the pipeline root writable (or to pass user=): a root-owned
+    0755 root fails the task, which runs as UID 1000."""
+    from kfp import local
+
+    root = root_owned(engine, tmp_path / "pipeline_root")
+    local.init(runner=local.DockerRunner(), pipeline_root=str(root), raise_on_error=True)
+    model, _ = _staged_inputs(root)
+    with pytest.raises(RuntimeError, match="FAILURE"):
+        _component_pipeline()(model_uri=str(model), hyperparameters_json="{}")
+    assert "Permission denied" in capsys.readouterr().out
 
 
 @pytest.mark.filterwarnings("ignore:.*have no effect in the current local runner")
