@@ -41,6 +41,7 @@ setup(
             "jsonschema>=4",
             "ruff>=0.6",
             "markdown>=3.5",  # tests render the Markdown report to HTML, as a viewer would
+            "docker>=7",  # kfp.local.DockerRunner (tests/kfp/test_docker_runner.py, the container tier)
         ],
     },
     entry_points={"console_scripts": ["dummy-training=dummy_training.cli:main"]},

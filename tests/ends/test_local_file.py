@@ -99,6 +99,27 @@ def test_unwritable_directory(tmp_path: Path) -> None:
             LocalFileSink(ro / "model.tar.gz")
 
 
+def test_permission_denied_says_who_owns_the_directory_and_who_we_are(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The non-root image in a SageMaker job, whose output directory is root-owned (tests/container runs it for real:
+    root bypasses permissions, so here the open is refused by a stub)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    out.chmod(0o755)
+    real_open = os.open
+
+    def refuse(path, flags, *args):  # noqa: ANN001, ANN202
+        if str(path).startswith(str(out)) and flags & os.O_CREAT:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(local_file.os, "open", refuse)
+    with pytest.raises(RuntimeIOError) as info:
+        LocalFileSink(out / "model.tar.gz")
+    assert str(info.value) == (f"cannot write to the output directory {out}: Permission denied (owned by uid "
+                               f"{os.getuid()}, mode 0755; this process runs as uid {os.geteuid()})")
+
+
 def test_disk_full_is_a_runtime_error_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     archive = tmp_path / "in.tar.gz"
     archive.write_bytes(make_model_archive())

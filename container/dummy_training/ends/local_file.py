@@ -37,7 +37,19 @@ FLUSH_STEP = 256 << 20
 def _io_error(action: str, path: str | os.PathLike[str], exc: OSError) -> RuntimeIOError:
     if exc.errno == errno.ENOSPC:
         return RuntimeIOError(f"cannot {action} {path}: no space left on the device")
-    return RuntimeIOError(f"cannot {action} {path}: {exc.strerror or exc}")
+    return RuntimeIOError(f"cannot {action} {path}: {exc.strerror or exc}{_permission_hint(path, exc)}")
+
+
+def _permission_hint(path: str | os.PathLike[str], exc: OSError) -> str:
+    """Who owns ``path`` and who we are, when permission was denied (e.g. SageMaker mounts its processing
+    directories root-owned, and the image's user is not root: the -root image variant runs there)."""
+    if exc.errno not in (errno.EACCES, errno.EPERM):
+        return ""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f" (owned by uid {st.st_uid}, mode {st.st_mode & 0o7777:04o}; this process runs as uid {os.geteuid()})"
 
 
 class LocalFileSource:
