@@ -58,7 +58,7 @@ phase "fresh venv ($("$PYTHON" --version 2>&1))"
 "$PYTHON" -m venv "$venv"
 
 # A clean environment: the venv first on PATH, a fresh HOME; kept from ours only what reaches the package index
-# (proxy, certificates, pip's settings and cache).
+# (proxy, certificates, pip's settings and cache). Arguments: [NAME=VALUE ...] command ...
 run_clean() {
   local keep=() name
   for name in $(compgen -e); do
@@ -84,7 +84,7 @@ grep -E '^ *decision:' "$work/demo.log"
 
 phase "2. $test_cmd"
 rc=0
-PYTEST_ADDOPTS="--junitxml=$work/junit.xml" run_clean bash -c "$test_cmd" >"$work/test.log" 2>&1 || rc=$?
+run_clean PYTEST_ADDOPTS="--junitxml=$work/junit.xml" bash -c "$test_cmd" >"$work/test.log" 2>&1 || rc=$?
 tail -n 1 "$work/test.log"
 [ -s "$work/junit.xml" ] || { tail -n 30 "$work/test.log" >&2; fail "pytest wrote no report (exit $rc)"; }
 
