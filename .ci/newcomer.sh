@@ -10,7 +10,8 @@
 #   .ci/newcomer.sh            PYTHON=python3.12 .ci/newcomer.sh            NEWCOMER_KEEP=1 .ci/newcomer.sh
 set -euo pipefail
 
-# Test ids (or their prefixes) allowed to skip. A skip whose reason says something is missing or not installed
+# Test ids as JUnit XML names them (tests.container.test_dockerfile::test_hadolint_is_clean), or their prefixes,
+# allowed to skip. A skip whose reason says something is missing or not installed
 # fails even when listed: a newcomer must not lose tests for want of something.
 ALLOWED_SKIPS=()
 MISSING_RE='not installed|not found|missing|no module|unavailable|cannot import|requires'
@@ -119,6 +120,6 @@ for title, items in (("failed", broken), ("skipped, not allowed", bad_skips), ("
 sys.exit(1 if broken or bad_skips or counts["passed"] == 0 else 0)
 EOF
 if [ "$verdict" -ne 0 ] || [ "$rc" -ne 0 ]; then
-  fail "the README's test command exited $rc; see the failed and skipped tests above"
+  fail "the README's test command (pytest exit $rc) left the failed or not allowed skipped tests listed above"
 fi
 phase "newcomer check passed"
