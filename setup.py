@@ -40,6 +40,7 @@ setup(
             "moto[server]>=5.1,<5.3",
             "jsonschema>=4",
             "ruff>=0.6",
+            "markdown>=3.5",  # tests render the Markdown report to HTML, as a viewer would
         ],
     },
     entry_points={"console_scripts": ["dummy-training=dummy_training.cli:main"]},

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -74,13 +75,16 @@ class FakeSageMaker:
                 if job:
                     return 400, {"__type": "ResourceInUse", "message": f"job {name} already exists"}
                 arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"
-                self.jobs[name] = {**params, "ProcessingJobArn": arn, "ProcessingJobStatus": self.running_status}
+                self.jobs[name] = {**params, "ProcessingJobArn": arn, "ProcessingJobStatus": self.running_status,
+                                   "CreationTime": time.time()}
                 if self.on_create:
+                    self.jobs[name]["ProcessingStartTime"] = time.time()  # the times the report bills
                     try:
                         self.on_create(params)
                         self.jobs[name]["ProcessingJobStatus"] = "Completed"
                     except Exception as exc:  # noqa: BLE001 - reported as the job's FailureReason
                         self.jobs[name].update(ProcessingJobStatus="Failed", FailureReason=str(exc)[-500:])
+                    self.jobs[name]["ProcessingEndTime"] = time.time()
                 return 200, {"ProcessingJobArn": arn}
             if not job:
                 return 400, {"__type": "ValidationException", "message": f"Could not find requested job {name}"}

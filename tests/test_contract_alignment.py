@@ -13,12 +13,17 @@ from dummy_training import cli, contract
 REPO = Path(__file__).resolve().parent.parent
 COMPONENT_YAMLS = sorted((REPO / "components").glob("*/component.yaml"))
 
+#: Every component also writes the report a person reads and the metrics the KFP UI compares.
+REPORTED = {contract.OUTPUT_REPORT, contract.OUTPUT_METRICS}
 EXPECTED_OUTPUTS = {
-    "dummy_training": {contract.OUTPUT_MODEL},
-    "dummy_training_s3": {contract.OUTPUT_MODEL_S3_URI},
-    "sagemaker_dummy_training": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN},
-    "ack_dummy_training": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN},
+    "dummy_training": {contract.OUTPUT_MODEL, *REPORTED},
+    "dummy_training_s3": {contract.OUTPUT_MODEL_S3_URI, *REPORTED},
+    "sagemaker_dummy_training": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN,
+                                 *REPORTED},
+    "ack_dummy_training": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, *REPORTED},
 }
+#: The KFP artifact types of the report and the metrics.
+REPORT_TYPES = {contract.OUTPUT_REPORT: "system.Markdown", contract.OUTPUT_METRICS: "system.Metrics"}
 
 
 def test_every_component_folder_is_known() -> None:
@@ -30,6 +35,8 @@ def test_component_names_come_from_the_contract(yaml_path: Path) -> None:
     spec = load_component_from_file(str(yaml_path)).component_spec
     inputs, outputs = set(spec.inputs or {}), set(spec.outputs or {})
     assert outputs == EXPECTED_OUTPUTS[yaml_path.parent.name]
+    for name, schema in REPORT_TYPES.items():
+        assert spec.outputs[name].type.startswith(schema), (yaml_path.parent.name, name, spec.outputs[name].type)
     for param in contract.REPACK_INPUTS:
         assert param.name in inputs, f"{yaml_path.parent.name} lacks input {param.name}"
     assert (REPO / "components" / yaml_path.parent.name / "README.md").is_file()

@@ -170,3 +170,7 @@ REPACK_INPUTS = (MODEL, HYPERPARAMETERS, HYPERPARAMETERS_JSON)
 OUTPUT_MODEL = "output_model"  # not "model": a KFP Python component cannot reuse its input's name
 OUTPUT_MODEL_S3_URI = "model_s3_uri"
 OUTPUT_JOB_ARN = "job_arn"
+#: The Markdown report a person reads in the KFP UI (``system.Markdown``): decision, inputs, members, bytes, job.
+OUTPUT_REPORT = "report"
+#: Scalar figures the KFP UI compares across runs (``system.Metrics``): sizes, members, seconds, bytes.
+OUTPUT_METRICS = "metrics"

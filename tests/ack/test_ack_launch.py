@@ -22,6 +22,7 @@ from dummy_training.errors import (
     JobStoppedError,
     RuntimeIOError,
 )
+from dummy_training.sagemaker import report
 from dummy_training.sagemaker.launcher import LaunchConfig
 
 NS = "kubeflow-user"
@@ -83,7 +84,8 @@ def existing(name: str, st: dict[str, Any], *, spec_from: dict[str, Any] | None 
 
 # ------------------------------------------------------------------------------------------------ create
 def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoint, model_file, tmp_path) -> None:
-    kube.statuses = [status(CREATED), status(CREATED), status(COMPLETED)]
+    no_region = {"arn": ARN, "ownerAccountID": "", "region": ""}  # as the controller's own testdata has it
+    kube.statuses = [status(CREATED), status(CREATED), status(COMPLETED, ackResourceMetadata=no_region)]
     cfg = config(bucket, moto_endpoint, str(model_file), model_output_dir=str(tmp_path / "out"))
     name = "dummy-training-run-1234-task-repack"
     out_key = f"runs/{name}/output/model.tar.gz"
@@ -108,6 +110,22 @@ def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoin
     assert result.model_s3_uri == f"s3://{bucket}/{out_key}"
     assert Path(result.local_model_path).read_bytes() == b"repacked"
     assert "DELETE" not in kube.methods()
+    # the report's data, from the resource's status (the region from the ARN: this status has none)
+    job = result.job
+    assert (job.backend, job.job_name, job.job_arn, job.status, job.region) == (
+        "ACK", name, ARN, "Completed", "us-west-2")
+    assert job.resource == f"processingjobs.sagemaker.services.k8s.aws/{name} in namespace {NS}"
+    assert job.conditions == [("ACK.ResourceSynced", "True", "ProcessingJob is in Completed status.")]
+    text = report.render(job)
+    assert text.startswith("# dummy-training on ACK: Completed")
+    for row in (f"| Job name | {name} |", f"| ARN | {ARN} |", "| Status | Completed |",
+                "| Instances | 1 × ml.m5.large |", "| Billable | not in the ACK status",
+                f"| Kubernetes resource | processingjobs.sagemaker.services.k8s.aws/{name} in namespace {NS} |",
+                "| ACK.ResourceSynced | True | ProcessingJob is in Completed status. |"):
+        assert row in text, row
+    assert f"[The job in the SageMaker console]({report.console_url('us-west-2', name)})" in text
+    assert f"[Its CloudWatch log streams]({report.logs_console_url('us-west-2', name)})" in text
+    assert report.metrics(job)["output_bytes"] == len(b"repacked")
 
 
 def test_missing_input_creates_nothing(kube, bucket, moto_endpoint) -> None:
@@ -283,17 +301,24 @@ def test_cli_run_writes_outputs(kube, capsys, bucket, moto_endpoint, model_file,
     result_json = tmp_path / "result.json"
     rc = cli.main(["ack", "run", *_cli_job_args(bucket, moto_endpoint, str(model_file)),
                    "--kubeconfig", str(kube.config_path), "--poll-interval", "0.01",
-                   "--job-arn-output", str(tmp_path / "arn"), "--result-json", str(result_json)])
+                   "--job-arn-output", str(tmp_path / "arn"), "--result-json", str(result_json),
+                   "--report", str(tmp_path / "r.md")])
     assert rc == 0
+    assert (tmp_path / "r.md").read_text().startswith("# dummy-training on ACK: Completed")
     assert capsys.readouterr().out.strip() == f"s3://{bucket}/runs/cli-job/output/model.tar.gz"
     assert (tmp_path / "arn").read_text() == ARN
     assert json.loads(result_json.read_text())["job_arn"] == ARN
     assert posts(kube)[0]["metadata"]["namespace"] == NS  # from the kubeconfig context
 
 
-def test_cli_run_failed_job_exit_code(kube, capsys, bucket, moto_endpoint, model_file) -> None:
+def test_cli_run_failed_job_exit_code(kube, capsys, bucket, moto_endpoint, model_file, tmp_path) -> None:
     kube.statuses = [status("failed.yaml", failureReason="AlgorithmError: boom")]
     rc = cli.main(["ack", "run", *_cli_job_args(bucket, moto_endpoint, str(model_file)),
-                   "--kubeconfig", str(kube.config_path), "--poll-interval", "0.01"])
+                   "--kubeconfig", str(kube.config_path), "--poll-interval", "0.01",
+                   "--report", str(tmp_path / "r.md")])
     assert rc == 5
     assert "AlgorithmError: boom" in capsys.readouterr().err
+    text = (tmp_path / "r.md").read_text()  # the report of a failed job is written all the same
+    assert text.startswith("# dummy-training on ACK: Failed")
+    assert "| Failure reason | AlgorithmError: boom |" in text and f"| ARN | {ARN} |" in text
+    assert "**Status: Failed.** processing job cli-job failed: AlgorithmError: boom" in text

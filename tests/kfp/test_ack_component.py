@@ -14,6 +14,7 @@ import yaml
 from fake_kube import FakeKube
 
 from dummy_training import contract
+from dummy_training.sagemaker.report import console_url, logs_console_url
 
 REPO = Path(__file__).resolve().parents[2]
 COMPONENT_DIR = REPO / "components" / "ack_dummy_training"
@@ -29,7 +30,8 @@ def test_component_interface_matches_the_sagemaker_launcher_and_contract() -> No
 
     assert {"ack_dummy_training": ack_dummy_training} == COMPONENTS
     spec = ack_dummy_training.component_spec
-    assert set(spec.outputs) == {"output_model", contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN}
+    assert set(spec.outputs) == {"output_model", contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN,
+                                 contract.OUTPUT_REPORT, contract.OUTPUT_METRICS}
     assert spec.outputs["output_model"].type.startswith("system.Model")
     # every job input is a LaunchConfig field of the same name (the SageMaker launcher's vocabulary)
     launcher_fields = {f.name for f in dataclasses.fields(LaunchConfig)}
@@ -82,6 +84,15 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
     artifact = task.outputs["output_model"]
     assert (Path(artifact.path) / contract.MODEL_FILENAME).read_bytes() == b"the repacked model"
     assert artifact.metadata[contract.OUTPUT_JOB_ARN] == ARN and artifact.metadata["job_name"] == name
+    # the report (Output[Markdown]) a person reads in the KFP UI, and the metrics
+    report = Path(task.outputs[contract.OUTPUT_REPORT].path).read_text()
+    assert report.startswith("# dummy-training on ACK: Completed")
+    for row in (f"| Job name | {name} |", f"| ARN | {ARN} |", "| Status | Completed |",
+                f"| Kubernetes resource | processingjobs.sagemaker.services.k8s.aws/{name} in namespace team-ml |"):
+        assert row in report, row
+    assert f"({console_url('us-west-2', name)})" in report and f"({logs_console_url('us-west-2', name)})" in report
+    metrics = task.outputs[contract.OUTPUT_METRICS].metadata
+    assert metrics["output_bytes"] == len(b"the repacked model") and metrics["reused"] == 0.0
 
     (body,) = posts
     assert ack_reference.errors(body) == []

@@ -184,7 +184,7 @@ def test_native_component_names_are_the_contract_and_the_repack_cli_flags() -> N
     assert spec.inputs[contract.HYPERPARAMETERS.name].optional
     assert spec.inputs[contract.HYPERPARAMETERS_JSON.name].type == "String"
     assert spec.inputs[contract.HYPERPARAMETERS_JSON.name].optional
-    assert list(spec.outputs) == [OUTPUT_ARTIFACT]
+    assert sorted(spec.outputs) == sorted([OUTPUT_ARTIFACT, contract.OUTPUT_REPORT, contract.OUTPUT_METRICS])
     assert spec.outputs[OUTPUT_ARTIFACT].type.startswith("system.Model")
     assert OUTPUT_ARTIFACT not in spec.inputs
 
@@ -198,7 +198,8 @@ def test_s3_component_names_are_the_contract_and_the_repack_cli_flags() -> None:
     assert all(v.type == "String" for v in spec.inputs.values())
     required = sorted(k for k, v in spec.inputs.items() if not v.optional)
     assert required == sorted([contract.MODEL.name, contract.OUTPUT_URI.name])
-    assert list(spec.outputs) == [contract.OUTPUT_MODEL_S3_URI]
+    assert sorted(spec.outputs) == sorted([contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_REPORT,
+                                           contract.OUTPUT_METRICS])
 
 
 def test_every_component_input_is_a_repack_cli_flag_and_a_run_repack_argument() -> None:

@@ -24,6 +24,7 @@ from dummy_training.kfp.example_model import (
     write_example_hyperparameters,
     write_example_model,
 )
+from dummy_training.step.report import md_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -67,6 +68,22 @@ def test_inject_from_hyperparameters_file(tmp_path: Path) -> None:
     assert result.checked_hyperparameters == EXAMPLE_HYPERPARAMETERS
     assert result.member_count == len(got)
     assert model.read_bytes() != result.output.read_bytes()
+    # the task's Markdown report (Output[Markdown]) names the decision, the injected file and every member
+    report = result.report_path.read_text()
+    assert report.startswith("# dummy-training repack: hyperparameters.json injected")
+    assert "**Decision: injected.**" in report
+    assert f"`[Argument]` {md_text(hp)}" in report
+    assert f"| **{md_text(contract.HYPERPARAMETERS_FILENAME)}** | file, **injected** |" in report
+    for name in got:
+        if name != contract.HYPERPARAMETERS_FILENAME:
+            assert f"| {md_text(name)}{'/' if got[name] is None else ''} |" in report, name
+    assert f"`{result.metadata['sha256']}`" in report
+    # and its metrics (Output[Metrics]) are the figures the KFP UI compares
+    assert result.metrics["injected"] == 1.0
+    assert result.metrics["members"] == len(got) - 1  # the input's members
+    assert result.metrics["output_bytes"] == result.output.stat().st_size
+    assert result.metrics["input_bytes"] == model.stat().st_size
+    assert result.metrics["bytes_written"] > 0 and result.metrics["seconds"] > 0
 
 
 def test_inject_inline_json_with_a_model_directory(tmp_path: Path) -> None:
@@ -88,6 +105,15 @@ def test_preserve_keeps_the_archive_byte_for_byte(tmp_path: Path) -> None:
     assert result.output.read_bytes() == model.read_bytes()
     assert json.loads(_contents(result.output)[contract.HYPERPARAMETERS_FILENAME]) == OWN_HYPERPARAMETERS
     assert result.checked_hyperparameters == OWN_HYPERPARAMETERS
+    report = result.report_path.read_text()
+    assert report.startswith("# dummy-training repack: archive preserved")
+    assert "**Decision: preserved.**" in report and "byte for byte" in report
+    assert f"The given hyperparameters were ignored, the archive's own file wins: `[Argument]` {md_text(hp)} (" \
+        in report
+    for name, data in _contents(result.output).items():
+        assert f"| {md_text(name)}{'/' if data is None else ''} |" in report, name
+    assert "injected**" not in report
+    assert result.metrics["injected"] == 0.0 and result.metrics["bytes_kept_verbatim"] == model.stat().st_size
 
 
 def test_missing_hyperparameters_fails_the_run_with_the_engine_message(tmp_path: Path) -> None:
@@ -162,6 +188,11 @@ def test_s3_component_repacks_s3_to_s3(tmp_path: Path, moto_endpoint: str, s3, b
     written = tmp_path / "written.tar.gz"
     written.write_bytes(body)
     assert json.loads(_contents(written)[contract.HYPERPARAMETERS_FILENAME]) == {"lr": 0.1}
+    report = Path(task.outputs[contract.OUTPUT_REPORT].path).read_text()
+    assert "**Decision: injected.**" in report and f"| URI | s3://{md_text(bucket)}/out/model.tar.gz |" in report
+    assert "| Bytes uploaded |" in report and "never read back" in report  # no sha256 of an S3 output
+    metrics = task.outputs[contract.OUTPUT_METRICS].metadata
+    assert metrics["bytes_uploaded"] > 0 and metrics["output_bytes"] == len(body)
 
 
 @pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")

@@ -16,6 +16,7 @@ import yaml
 from fake_sagemaker import FakeSageMaker, PlaySageMaker
 
 from dummy_training import contract
+from dummy_training.sagemaker.report import console_url, logs_console_url
 
 kfp = pytest.importorskip("kfp")
 
@@ -35,7 +36,8 @@ def test_component_interface_matches_the_contract() -> None:
     outputs = spec.outputs
     for p in contract.REPACK_INPUTS:
         assert p.name in inputs
-    assert {contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, "output_model"} <= set(outputs)
+    assert {contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, "output_model", contract.OUTPUT_REPORT,
+            contract.OUTPUT_METRICS} <= set(outputs)
     defaults = {name: inputs[name].default for name in inputs}
     assert defaults["instance_type"] == contract.DEFAULT_INSTANCE_TYPE
     assert defaults["instance_count"] == contract.DEFAULT_INSTANCE_COUNT
@@ -103,3 +105,47 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     key = f"runs/{name}/output/{contract.MODEL_FILENAME}"
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
     assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"
+    # the launcher's report (Output[Markdown]): the job a person looks for, with its links; and its metrics
+    report = result.report_path.read_text()
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"
+    assert report.startswith("# dummy-training on SageMaker: Completed")
+    for row in (f"| Job name | {name} |", f"| ARN | {arn} |", "| Status | Completed |",
+                "| Instances | 1 × ml.m5.large |", "| Failure reason | — |"):
+        assert row in report, row
+    assert "| Billable | ≈ " in report and "instance-seconds" in report
+    assert f"[The job in the SageMaker console]({console_url('us-east-1', name)})" in report
+    assert f"[Its CloudWatch log streams]({logs_console_url('us-east-1', name)})" in report
+    assert result.metrics["billable_seconds"] >= 0 and result.metrics["instance_count"] == 1
+    assert result.metrics["output_bytes"] == result.output.stat().st_size
+
+
+def test_failed_launch_still_writes_and_logs_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """KFP uploads no output of a failed task: the component writes the report anyway and logs it."""
+    from types import SimpleNamespace
+
+    from dummy_training.console import setup_logging
+    from dummy_training.errors import EXIT_JOB_FAILED, JobFailedError
+    from dummy_training.kfp.runtime import launch_with_report
+    from dummy_training.sagemaker.report import JobSummary
+
+    logged: dict[str, float] = {}
+    report = SimpleNamespace(path=str(tmp_path / "report"))
+    metrics = SimpleNamespace(log_metric=logged.__setitem__)
+    job = JobSummary(backend="SageMaker", job_name="job-1", region="us-east-1", status="Failed",
+                     job_arn="arn:aws:sagemaker:us-east-1:123456789012:processing-job/job-1",
+                     failure_reason="AlgorithmError: boom", instance_type="ml.m5.large", instance_count=1)
+
+    def launch() -> None:
+        raise JobFailedError("processing job job-1 failed: AlgorithmError: boom")
+
+    setup_logging()  # as the component does, onto the captured stderr
+    with pytest.raises(SystemExit) as info:
+        launch_with_report(launch, job, report, metrics)
+    assert info.value.code == EXIT_JOB_FAILED
+    text = Path(report.path).read_text()
+    assert "**Status: Failed.** processing job job-1 failed: AlgorithmError: boom" in text
+    assert "| ARN | arn:aws:sagemaker:us-east-1:123456789012:processing-job/job-1 |" in text
+    assert logged["instance_count"] == 1.0
+    err = capsys.readouterr().err
+    assert "KFP does not upload the outputs of a failed task" in err and "| Failure reason | AlgorithmError" in err
+    assert err.rstrip().splitlines()[-1] == "dummy-training: error: processing job job-1 failed: AlgorithmError: boom"

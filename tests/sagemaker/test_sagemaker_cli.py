@@ -14,7 +14,7 @@ import pytest
 from fake_sagemaker import FakeSageMaker
 
 from dummy_training import cli, contract
-from dummy_training.errors import EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_RUNTIME
+from dummy_training.errors import EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_JOB_FAILED, EXIT_NOT_FOUND, EXIT_RUNTIME
 from dummy_training.sagemaker import processing_job
 
 ROLE = "arn:aws:iam::123456789012:role/dummy-training"
@@ -81,6 +81,38 @@ def test_missing_model_object_is_one_line_and_creates_no_job(s3, bucket: str, mo
     assert res.returncode == EXIT_NOT_FOUND
     assert f"s3://{bucket}/m/model.tar.gz" in _one_error_line(res.stderr)
     assert "CreateProcessingJob" not in fake.names()
+
+
+def test_report_is_written_for_a_completed_and_for_a_failed_job(s3, bucket: str, moto_endpoint: str,
+                                                                tmp_path: Path) -> None:
+    s3.put_object(Bucket=bucket, Key="m/model.tar.gz", Body=b"m")
+
+    def fail_the_job(_params: dict) -> None:
+        raise RuntimeError("ClientError: the container exited 1")
+
+    fake = FakeSageMaker(on_create=fail_the_job)
+    endpoint = fake.start()
+    env = {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ENDPOINT_URL_SAGEMAKER": endpoint}
+    try:
+        failed = _run([*_base_args(bucket), "--report", str(tmp_path / "failed.md")], env)
+        fake.on_create = None
+        fake.running_status = "Completed"
+        done = _run([*_base_args(bucket), "--job-name", "done-job", "--report", str(tmp_path / "done.md")], env)
+    finally:
+        fake.stop()
+    assert failed.returncode == EXIT_JOB_FAILED
+    assert "the container exited 1" in _one_error_line(failed.stderr)
+    text = (tmp_path / "failed.md").read_text()
+    assert text.startswith("# dummy-training on SageMaker: Failed")
+    assert "**Status: Failed.** processing job sigterm-job failed: ClientError: the container exited 1" in text
+    assert "| Failure reason | ClientError: the container exited 1 |" in text
+    assert "| ARN | arn:aws:sagemaker:us-east-1:123456789012:processing-job/sigterm-job |" in text
+    assert "processing-jobs/sigterm-job)" in text and "logStreamNameFilter$3Dsigterm-job$252F)" in text
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "done.md").read_text()
+    assert text.startswith("# dummy-training on SageMaker: Completed")
+    assert f"| Model (S3) | s3://{bucket}/runs/done-job/output/model.tar.gz |".replace("_", "\\_") in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.md", "failed.md"]
 
 
 def test_no_credentials_is_one_line(bucket: str, moto_endpoint: str, tmp_path: Path) -> None:

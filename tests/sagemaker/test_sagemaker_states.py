@@ -15,7 +15,9 @@ from fake_sagemaker import FakeSageMaker
 
 from dummy_training.errors import Interrupted, JobFailedError, JobStoppedError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
+from dummy_training.sagemaker import report
 from dummy_training.sagemaker.launcher import Clients, LaunchConfig
+from dummy_training.sagemaker.report import JobSummary
 
 ROLE = "arn:aws:iam::123456789012:role/dummy-training"
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:processing-job/"
@@ -94,6 +96,32 @@ def test_in_progress_then_failed_raises_with_failure_reason(stubbed, bucket: str
     assert t.sleeps == [2.0, 3.0, 4.5, 5.0]  # backoff, capped
 
 
+def test_failed_job_still_has_its_report(stubbed, bucket: str) -> None:
+    """The JobSummary given to launch is filled as the job goes, so a failed job's report says what happened."""
+    stub, clients = stubbed
+    t = FakeTime()
+    _not_found(stub, "job-1")
+    _create(stub, "job-1")
+    _describe(stub, _desc("job-1", "InProgress", bucket))
+    times = {"ProcessingStartTime": dt.datetime(2026, 1, 1, 0, 1, tzinfo=dt.UTC),
+             "ProcessingEndTime": dt.datetime(2026, 1, 1, 0, 2, 30, tzinfo=dt.UTC)}
+    _describe(stub, _desc("job-1", "Failed", bucket, FailureReason="AlgorithmError: <no> | hyperparameters", **times))
+    job = JobSummary(backend=sagemaker_launcher.BACKEND)
+    with pytest.raises(JobFailedError) as info:
+        sagemaker_launcher.launch(_cfg(bucket), clients=clients, sleep=t.sleep, clock=t.clock, job=job)
+    assert (job.job_name, job.job_arn, job.status, job.region) == ("job-1", ARN + "job-1", "Failed", "us-east-1")
+    assert job.billable_seconds == 90.0 and job.wait_seconds == 2.0
+    job.error = str(info.value)
+    text = report.render(job)
+    assert text.startswith("# dummy-training on SageMaker: Failed")
+    assert "| Failure reason | AlgorithmError: &lt;no&gt; \\| hyperparameters |" in text
+    assert "| Billable | ≈ 90 instance-seconds (90 s × 1 instance) |" in text
+    assert f"({report.console_url('us-east-1', 'job-1')})" in text
+    assert f"({report.logs_console_url('us-east-1', 'job-1')})" in text
+    assert report.metrics(job) == {"seconds": 2.0, "reused": 0.0, "instance_count": 1.0, "job_seconds": 90.0,
+                                   "billable_seconds": 90.0}
+
+
 def test_stopped_ends_at_once_without_looping(stubbed, bucket: str) -> None:
     stub, clients = stubbed
     t = FakeTime()
@@ -111,6 +139,8 @@ def test_completed_job_with_the_same_name_is_reused(stubbed, bucket: str) -> Non
     result = sagemaker_launcher.launch(_cfg(bucket), clients=clients, sleep=FakeTime().sleep)
     assert result.reused and result.job_arn == ARN + "job-1"
     assert result.model_s3_uri == f"s3://{bucket}/runs/job-1/output/model.tar.gz"
+    assert result.job is not None and result.job.reused and result.job.status == "Completed"
+    assert "| Reused | yes: it had already completed |" in report.render(result.job)
 
 
 def test_in_progress_job_with_the_same_name_is_waited_on(stubbed, bucket: str) -> None:

@@ -22,6 +22,7 @@ from dummy_training.errors import (
     EXIT_RUNTIME,
     EXIT_UNEXPECTED,
 )
+from dummy_training.step.report import md_text
 
 HP = b'{"learning_rate": "0.001", "epochs": "3"}'
 
@@ -86,6 +87,35 @@ def test_inject(tmp_path: Path) -> None:
     assert os.listdir(tmp_path / "out") == [contract.MODEL_FILENAME]  # no temp file left
 
 
+def test_report_flag_writes_the_markdown_report(tmp_path: Path) -> None:
+    import hashlib
+
+    model = make_archive(tmp_path / "in" / "model.tar.gz", MEMBERS)
+    (tmp_path / "hp.json").write_bytes(HP)
+    report = tmp_path / "reports" / "r.md"
+    res = run_cli("repack", "--model", str(model), "--hyperparameters", str(tmp_path / "hp.json"),
+                  "--output-dir", str(tmp_path / "out"), "--report", str(report))
+    assert res.returncode == 0, res.stderr
+    text = report.read_text()
+    assert text.startswith("# dummy-training repack: hyperparameters.json injected")
+    assert "**Decision: injected.**" in text
+    assert f"`[Argument]` {md_text(tmp_path / 'hp.json')}" in text
+    digest = hashlib.sha256((tmp_path / "out" / contract.MODEL_FILENAME).read_bytes()).hexdigest()
+    assert f"| sha256 | `{digest}` |" in text
+    for name in ("model/", "model/weights.bin", "model/config.json", "model/hyperparameters.json"):
+        assert f"| {md_text(name)} |" in text, name
+    assert "| **hyperparameters.json** | file, **injected** |" in text
+    assert os.listdir(report.parent) == ["r.md"]  # written by rename: no temp file left
+    # as a Markdown viewer shows it: the decision first, then one table row per member and the injected file
+    import markdown
+
+    page = markdown.markdown(text, extensions=["tables", "fenced_code"])
+    assert page.split("\n")[1].startswith("<p><strong>Decision: injected.</strong> The archive has no root")
+    members_table = page.rsplit("<tbody>", 1)[1]
+    assert members_table.count("<tr>") == 5
+    assert "<td>model/weights.bin</td>" in members_table and "<td>file, <strong>injected</strong></td>" in members_table
+
+
 def test_inline_json_and_pretrained_model_path_alias(tmp_path: Path) -> None:
     model = make_archive(tmp_path / "model.tar.gz", MEMBERS)
     res = run_cli("repack", "--pretrained-model-path", str(model), "--hyperparameters-json", '{"a": 1}',
@@ -115,6 +145,14 @@ def test_missing_hyperparameters_exit_1_names_places_and_writes_nothing(tmp_path
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "out" / "model.tar.gz").exists()
     assert not list((tmp_path / "out").glob("*")) if (tmp_path / "out").exists() else True
+
+
+def test_no_report_when_the_repack_fails(tmp_path: Path) -> None:
+    model = make_archive(tmp_path / "model.tar.gz", MEMBERS)
+    res = run_cli("repack", "--model", str(model), "--output-dir", str(tmp_path / "out"),
+                  "--report", str(tmp_path / "r.md"), env={contract.OPT_ML_ROOT_ENV: str(tmp_path / "opt_ml")})
+    assert res.returncode == EXIT_NOT_FOUND
+    assert not (tmp_path / "r.md").exists()
 
 
 def test_missing_model_exit_1(tmp_path: Path) -> None:
@@ -204,10 +242,15 @@ def test_input_channel_wins_and_is_labelled(tmp_path: Path) -> None:
     make_archive(root / "code/models/model.tar.gz", {"other": b"x"})
     (root / "code/hyperparams").mkdir(parents=True)
     (root / "code/hyperparams/hyperparameters.json").write_bytes(HP)
-    res = run_cli("repack", "--output-dir", str(tmp_path / "out"), env={contract.OPT_ML_ROOT_ENV: str(root)},
-                  cwd=tmp_path)
+    res = run_cli("repack", "--output-dir", str(tmp_path / "out"), "--report", str(tmp_path / "r.md"),
+                  env={contract.OPT_ML_ROOT_ENV: str(root)}, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "model: [Input Channel]" in res.stderr and "[SOURCE Fallback]" in res.stderr
+    report = (tmp_path / "r.md").read_text()  # the report names where each input was found
+    model_at = root / "input/data/model_artifacts_input/model.tar.gz"
+    hp_at = root / "code/hyperparams/hyperparameters.json"
+    assert f"| model | `[Input Channel]` | {md_text(model_at)} |" in report
+    assert f"| hyperparameters | `[SOURCE Fallback]` | {md_text(hp_at)} |" in report
     assert "model/weights.bin" in read_members(tmp_path / "out" / "model.tar.gz")
 
 

@@ -21,6 +21,7 @@ from dummy_training.sagemaker.cli import (
     config_from_args,
     key_value,
     report_launch,
+    with_report,
 )
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,9 @@ def run_manifest(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dummy_training.ack.launcher import launch
+    from dummy_training.ack.launcher import BACKEND, launch
+    from dummy_training.sagemaker.report import JobSummary
 
-    return report_launch(args, launch(config_from_args(args), _options(args)))
+    config, options = config_from_args(args), _options(args)
+    job = JobSummary(backend=BACKEND)
+    return report_launch(args, with_report(args, job, lambda: launch(config, options, job=job)))

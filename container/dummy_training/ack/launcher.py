@@ -16,6 +16,7 @@ finalizer then calls StopProcessingJob. The kubernetes client is imported lazily
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
@@ -39,6 +40,7 @@ from dummy_training.sagemaker import launcher as sagemaker_launcher
 from dummy_training.sagemaker import staging
 from dummy_training.sagemaker.launcher import LaunchConfig, LaunchResult
 from dummy_training.sagemaker.processing_job import validate_job_name
+from dummy_training.sagemaker.report import JobSummary, region_of_arn
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,35 @@ def observe(obj: Mapping[str, Any]) -> Observation:
     if job_status:
         return Observation(State.PENDING, job_status, job_status, arn)
     return Observation(State.PENDING, None, "waiting for the controller to create the job", arn)
+
+
+#: ``JobSummary.backend`` of this launcher.
+BACKEND = "ACK"
+
+
+def update_from_resource(job: JobSummary, obj: Mapping[str, Any]) -> None:
+    """Take what a ProcessingJob resource says into the report's ``job`` (the ACK status has no processing
+    times, so no billable seconds: the report links to the console for those)."""
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    meta = status.get("ackResourceMetadata") or {}
+    job.job_name = spec.get("processingJobName") or job.job_name
+    job.job_arn = meta.get("arn") or job.job_arn
+    job.region = meta.get("region") or region_of_arn(job.job_arn) or job.region
+    job.status = status.get("processingJobStatus") or job.status
+    job.failure_reason = status.get("failureReason") or job.failure_reason
+    cluster = (spec.get("processingResources") or {}).get("clusterConfig") or {}
+    job.instance_type = cluster.get("instanceType") or job.instance_type
+    job.instance_count = int(cluster.get("instanceCount") or job.instance_count)
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    if isinstance(created, str) and created:
+        from datetime import datetime
+
+        with contextlib.suppress(ValueError):
+            job.created = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    job.conditions = [(str(c.get("type", "")), str(c.get("status", "")),
+                       str(c.get("message") or c.get("reason") or "").replace("\n\t", " ").strip())
+                      for c in status.get("conditions") or []]
 
 
 # --------------------------------------------------------------------------------- Kubernetes API access
@@ -247,8 +278,9 @@ class _Timeout(Exception):
 
 def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
          sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-         ) -> tuple[Observation, dict[str, Any]]:
-    """Poll until the job is COMPLETED (returned with the resource) or ends otherwise (a DummyTrainingError)."""
+         job: JobSummary | None = None) -> tuple[Observation, dict[str, Any]]:
+    """Poll until the job is COMPLETED (returned with the resource) or ends otherwise (a DummyTrainingError);
+    ``job`` (the report's data) is updated from every resource read."""
     deadline = None if policy.timeout is None else clock() + policy.timeout
     interval = policy.interval
     errors = 0
@@ -269,6 +301,8 @@ def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
             raise JobStoppedError(f"{resource.describe()} was deleted while waiting (someone deleted it; the "
                                   "controller stops its SageMaker job)")
         if obj:
+            if job is not None:
+                update_from_resource(job, obj)
             seen = observe(obj)
             key = (seen.state, seen.job_status, seen.message)
             if key != last:
@@ -403,13 +437,24 @@ def make_manifest(config: LaunchConfig, name: str, s3: Any, options: AckOptions,
 
 
 def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any = None, s3: Any = None,
-           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> LaunchResult:
+           sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+           job: JobSummary | None = None) -> LaunchResult:
     """Run (or re-attach to) the ProcessingJob for ``config`` (a ``sagemaker_launcher.LaunchConfig``: the same
     inputs as the SageMaker backend) and deliver its output as a ``sagemaker_launcher.LaunchResult``.
 
     ``api`` is a ``CustomObjectsApi`` (default: from in-cluster config or the kubeconfig), ``s3`` a boto3 S3
-    client (default: from the config's region/endpoint/assume-role)."""
-    options = options or AckOptions()
+    client (default: from the config's region/endpoint/assume-role). ``job`` is filled with what is learnt
+    about the job (also when this raises): the report's data, returned as ``result.job``."""
+    job = job if job is not None else JobSummary(backend=BACKEND)
+    started = clock()
+    try:
+        return _launch(config, options or AckOptions(), api, s3, sleep, clock, job)
+    finally:
+        job.wait_seconds = clock() - started
+
+
+def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep: Callable[[float], None],
+            clock: Callable[[], float], job: JobSummary) -> LaunchResult:
     if not config.model:
         raise InvalidInputError(f"{contract.MODEL.flag} is required")
     config.staging_base()
@@ -430,6 +475,11 @@ def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any 
     try:
         res = resolve(api, namespace, config)
         resource = res.resource
+        job.job_name, job.resource = res.name, resource.describe()
+        job.instance_type, job.instance_count = config.instance_type, config.instance_count
+        job.region = config.region or ""
+        if res.existing is not None:
+            update_from_resource(job, res.existing)
         reused = res.existing is not None and observe(res.existing).state is State.COMPLETED
         if res.existing is None:
             manifest = make_manifest(config, res.name, s3, options, namespace)
@@ -448,7 +498,7 @@ def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any 
             owned.append(resource)
             log.info("re-attaching to existing %s (%s)", resource.describe(), observe(res.existing).message)
         log.info("watch it with: kubectl get %s %s -n %s -w", contract.ACK_PLURAL, resource.name, namespace)
-        seen, obj = wait(resource, policy, sleep=sleep, clock=clock)
+        seen, obj = wait(resource, policy, sleep=sleep, clock=clock, job=job)
     except Interrupted:
         for r in owned:
             log.warning("interrupted: deleting %s", r.describe())
@@ -466,8 +516,11 @@ def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any 
         model_s3_uri=output_model_uri_from_resource(obj),
         status=seen.job_status or "Completed",
         reused=reused,
+        job=job,
     )
+    job.reused, job.model_s3_uri = reused, result.model_s3_uri
     log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
     if config.model_output_dir:
         result.local_model_path = sagemaker_launcher.download_model(s3, result.model_s3_uri, config.model_output_dir)
+        job.local_model_path = result.local_model_path
     return result

@@ -89,6 +89,8 @@ class DemoResult:
     checked_hyperparameters: dict[str, Any] | None = None
     log_path: Path | None = None
     elapsed_seconds: float = 0.0
+    report_path: Path | None = None  # the task's Markdown report (Output[Markdown])
+    metrics: dict[str, float] = field(default_factory=dict)  # the task's Output[Metrics]
 
 
 def _executor_output(task_dir: Path) -> dict[str, Any]:
@@ -115,8 +117,11 @@ def collect_result(run_dir: Path) -> DemoResult:
         raise JobFailedError(f"the run finished but no output model was found under {run_dir}")
     output = outputs[0]
     task_dir = output.parent.parent
-    artifacts = _executor_output(task_dir).get("artifacts", {}).get("output_model", {}).get("artifacts", [{}])
+    executor_output = _executor_output(task_dir).get("artifacts", {})
+    artifacts = executor_output.get("output_model", {}).get("artifacts", [{}])
     metadata = dict(artifacts[0].get("metadata", {})) if artifacts else {}
+    metrics = (executor_output.get(contract.OUTPUT_METRICS, {}).get("artifacts") or [{}])[0].get("metadata", {})
+    report_path = task_dir / contract.OUTPUT_REPORT
     checked = None
     for check_dir in sorted(task_dir.parent.glob("check-model-op*")):
         value = _executor_output(check_dir).get("parameterValues", {}).get("Output")
@@ -124,7 +129,8 @@ def collect_result(run_dir: Path) -> DemoResult:
             checked = json.loads(value)
     members, count = list_members(output)
     return DemoResult(run_dir=run_dir, output=output, metadata=metadata, members=members, member_count=count,
-                      checked_hyperparameters=checked)
+                      checked_hyperparameters=checked, report_path=report_path if report_path.is_file() else None,
+                      metrics=dict(metrics))
 
 
 def _drop_key(node: Any, key: str) -> Any:
@@ -221,6 +227,8 @@ def report(result: DemoResult, model: str, hyperparameters: str, hyperparameters
     if result.checked_hyperparameters is not None:
         w(f"  check step read {contract.HYPERPARAMETERS_FILENAME}: "
           f"{json.dumps(result.checked_hyperparameters, sort_keys=True)}\n")
+    if result.report_path:
+        w(f"  report:           {result.report_path} (the task's Markdown report, as the KFP UI shows it)\n")
     w(f"  full log:         {result.log_path}\n")
 
 

@@ -5,7 +5,11 @@ The component functions (``dummy_training.kfp.components``) are thin: they impor
 check step), ``run_sagemaker_component`` and ``run_ack_component`` (the launchers' components).
 This module must not use ``kfp.dsl`` at import time: inside a running component (``_KFP_RUNTIME=true``)
 ``kfp.dsl`` is a reduced runtime module without ``dsl.component``. So no kfp import here at all; artifacts
-arrive as objects with ``.path``/``.uri``/``.metadata``.
+arrive as objects with ``.path``/``.uri``/``.metadata`` (and ``.log_metric`` for ``Metrics``).
+
+Every component writes a report (``Output[Markdown]``, rendered by ``step.report`` / ``sagemaker.report``) and
+metrics (``Output[Metrics]``). When a launcher's job fails the report is still written, but KFP does not upload
+the outputs of a failed task: so it is also logged, where the task's log shows it.
 """
 
 from __future__ import annotations
@@ -26,16 +30,34 @@ from dummy_training.console import fail, install_signal_handlers, setup_logging
 from dummy_training.ends.local_file import sha256_file
 from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
+from dummy_training.sagemaker import report as job_report
 from dummy_training.sagemaker.launcher import LaunchConfig, LaunchResult
-from dummy_training.step.repack import run_repack
+from dummy_training.step import report as step_report
+from dummy_training.step.repack import RepackResult, run_repack
 
 log = logging.getLogger("dummy_training.kfp")
 
 
+def write_outputs(report: Any, metrics: Any, text: str, figures: Mapping[str, float]) -> None:
+    """Write the Markdown ``text`` into ``report`` (an ``Output[Markdown]``) and log ``figures`` on ``metrics``
+    (an ``Output[Metrics]``); either may be None (a caller without them)."""
+    if report is not None:
+        step_report.write_report(report.path, text)
+    if metrics is not None:
+        for name, value in figures.items():
+            metrics.log_metric(name, value)
+
+
+def _repack_outputs(result: RepackResult, report: Any, metrics: Any, artifact_uri: str | None = None) -> None:
+    write_outputs(report, metrics, step_report.render(result, artifact_uri=artifact_uri), step_report.metrics(result))
+
+
 def repack_into_artifact(
-    model_path: str, hyperparameters_path: str | None, hyperparameters_json: str, output: Any
+    model_path: str, hyperparameters_path: str | None, hyperparameters_json: str, output: Any,
+    report: Any = None, metrics: Any = None,
 ) -> dict[str, Any]:
-    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``); set and return its metadata."""
+    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``); set and return its metadata;
+    write the ``report`` (``Output[Markdown]``) and the ``metrics`` (``Output[Metrics]``)."""
     setup_logging()
     out_dir = Path(output.path)
     try:
@@ -50,12 +72,13 @@ def repack_into_artifact(
         fail(exc, exc.exit_code)
     except OSError as exc:
         fail(exc, 3)
+    result.sha256 = sha256_file(result.output)
     metadata = {
         "filename": contract.MODEL_FILENAME,
         "decision": result.decision,
         "method": result.method,
         "size": result.output_size,
-        "sha256": sha256_file(result.output),
+        "sha256": result.sha256,
         "member_count": result.member_count,
         "source": result.model_location,
         "hyperparameters_source": result.hyperparameters_location or "",
@@ -63,11 +86,14 @@ def repack_into_artifact(
     }
     output.metadata.update(metadata)
     log.info("output artifact %s: %s", output.uri, json.dumps(metadata, sort_keys=True))
+    _repack_outputs(result, report, metrics, artifact_uri=getattr(output, "uri", None))
     return metadata
 
 
-def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, output_uri: str, endpoint_url: str) -> str:
-    """Run the engine S3 to S3 (nothing downloaded into the pod); return the output URI."""
+def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, output_uri: str, endpoint_url: str,
+              report: Any = None, metrics: Any = None) -> str:
+    """Run the engine S3 to S3 (nothing downloaded into the pod); write the report and metrics; return the output
+    URI."""
     setup_logging()
     try:
         for name, value in ((contract.MODEL.name, model), (contract.OUTPUT_URI.name, output_uri)):
@@ -83,6 +109,7 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
     except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
     log.info("output: %s (%s, %d members)", result.output, result.decision, result.member_count)
+    _repack_outputs(result, report, metrics)
     return result.output
 
 
@@ -176,9 +203,30 @@ def artifact_location(artifact: Any) -> str | None:
     return uri if uri.startswith("s3://") else artifact.path
 
 
-def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True) -> LaunchResult:
+def launch_with_report(run: Any, job: job_report.JobSummary, report: Any, metrics: Any) -> LaunchResult:
+    """``run()`` a launch that fills ``job``; write the report and metrics whether it succeeds or not. A failure
+    ends the task (one line, the CLI's exit code) after logging the report: KFP uploads no output of a failed
+    task, so the log is where a person finds it."""
+    try:
+        result = run()
+    except USER_ERRORS as exc:
+        job.error = str(exc)
+        text = job_report.render(job)
+        try:
+            write_outputs(report, metrics, text, job_report.metrics(job))
+        except USER_ERRORS as write_exc:
+            log.warning("could not write the report: %s", write_exc)
+        log.info("report (KFP does not upload the outputs of a failed task):\n%s", text)
+        fail(exc, exc.exit_code)
+    write_outputs(report, metrics, job_report.render(job), job_report.metrics(job))
+    return result
+
+
+def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True, report: Any = None,
+                            metrics: Any = None) -> LaunchResult:
     """What the KFP component runs: SIGTERM/SIGINT stop the job (the KFP executor installs no handler),
-    errors end the task with the CLI's one line and exit code, the model lands in ``output_model``.
+    errors end the task with the CLI's one line and exit code, the model lands in ``output_model``, the job's
+    report in ``report`` and its figures in ``metrics``.
 
     ``download=False`` leaves the model in S3: ``output_model.uri`` becomes its S3 URI (no copy into the pod).
     """
@@ -187,10 +235,8 @@ def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download
         install_signal_handlers()
     if download:
         config.model_output_dir = output_model.path
-    try:
-        result = sagemaker_launcher.launch(config)
-    except USER_ERRORS as exc:
-        fail(exc, exc.exit_code)
+    job = job_report.JobSummary(backend=sagemaker_launcher.BACKEND)
+    result = launch_with_report(lambda: sagemaker_launcher.launch(config, job=job), job, report, metrics)
     if not download:
         output_model.uri = result.model_s3_uri
     output_model.metadata.update({**result.metadata(), "filename": contract.MODEL_FILENAME,
@@ -203,13 +249,14 @@ def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path
                   download_model: bool = True, environment: Mapping[str, Any] | None = None,
                   tags: Mapping[str, Any] | None = None, subnets: list[str] | None = None,
                   security_group_ids: list[str] | None = None,
-                  job_name_parts: tuple[str, ...] = (), timeout_seconds: float = 0, **fields: Any) -> Any:
+                  job_name_parts: tuple[str, ...] = (), timeout_seconds: float = 0, report: Any = None,
+                  metrics: Any = None, **fields: Any) -> Any:
     """The body of the ``ack_dummy_training`` KFP component (kfp-free: it runs inside the executor).
 
     Empty strings mean "not given" (KFP parameters have no None); SIGTERM/SIGINT delete the resource as in
     the CLI; an expected error fails the task with one line and the CLI's exit code. Fills ``output_model``
-    (the downloaded model.tar.gz when ``download_model``, and metadata: S3 URI, job name and ARN) and writes
-    the two string outputs."""
+    (the downloaded model.tar.gz when ``download_model``, and metadata: S3 URI, job name and ARN), writes
+    the two string outputs, the ``report`` and the ``metrics``."""
     setup_logging()
     if threading.current_thread() is threading.main_thread():
         install_signal_handlers()
@@ -225,10 +272,10 @@ def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path
         timeout_seconds=timeout_seconds or None,
         stream_logs=False,
     )
-    try:
-        result = ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None))
-    except USER_ERRORS as exc:
-        fail(exc, exc.exit_code)
+    job = job_report.JobSummary(backend=ack_launcher.BACKEND)
+    result = launch_with_report(
+        lambda: ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None), job=job),
+        job, report, metrics)
     output_model.metadata.update({**result.metadata(), "status": result.status, "reused": result.reused})
     for path, value in ((model_s3_uri_path, result.model_s3_uri), (job_arn_path, result.job_arn)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)

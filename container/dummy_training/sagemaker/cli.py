@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dummy_training import contract
 from dummy_training.errors import InvalidInputError, RuntimeIOError
+
+if TYPE_CHECKING:
+    from dummy_training.sagemaker.launcher import LaunchResult
+    from dummy_training.sagemaker.report import JobSummary
 
 COMMAND = "sagemaker"
 
@@ -102,6 +108,10 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     outs.add_argument(flag("job_arn_output"), metavar="PATH", help="write the job ARN to PATH")
     outs.add_argument(flag("job_name_output"), metavar="PATH", help="write the job name to PATH")
     outs.add_argument("--result-json", metavar="PATH", help="write a JSON summary of the result to PATH")
+    outs.add_argument("--report", metavar="PATH",
+                      help="write a Markdown report of the job to PATH (name, ARN, status, failure reason, "
+                           "instances, billable seconds, console and log links), also when the job failed; "
+                           "written atomically")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -174,9 +184,31 @@ def write_output(path: str | None, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dummy_training.sagemaker.launcher import launch
+    from dummy_training.sagemaker.launcher import BACKEND, launch
+    from dummy_training.sagemaker.report import JobSummary
 
-    return report_launch(args, launch(config_from_args(args)))
+    config = config_from_args(args)
+    job = JobSummary(backend=BACKEND)
+    return report_launch(args, with_report(args, job, lambda: launch(config, job=job)))
+
+
+def with_report(args: argparse.Namespace, job: JobSummary, run: Callable[[], LaunchResult]) -> LaunchResult:
+    """Run a launch that fills ``job``; with ``--report``, write the report whether the launch succeeded or failed
+    (then the error is re-raised: the CLI's one line and exit code)."""
+    from dummy_training.errors import USER_ERRORS
+    from dummy_training.sagemaker.report import render
+    from dummy_training.step.report import write_report
+
+    try:
+        result = run()
+    except USER_ERRORS as exc:
+        if args.report:
+            job.error = str(exc)
+            write_report(args.report, render(job))
+        raise
+    if args.report:
+        write_report(args.report, render(job))
+    return result
 
 
 def report_launch(args: argparse.Namespace, result) -> int:  # noqa: ANN001 - sagemaker_launcher.LaunchResult

@@ -46,6 +46,7 @@ from dummy_training.errors import (
 )
 from dummy_training.sagemaker import processing_job, staging
 from dummy_training.sagemaker.processing_job import JobSettings, ProcessingJobSpec
+from dummy_training.sagemaker.report import JobSummary, console_url, logs_console_url
 
 log = logging.getLogger(__name__)
 remote_log = logging.getLogger("dummy_training.remote")
@@ -73,16 +74,6 @@ def unique_job_name() -> str:
     """A fresh name for a run with no KFP identity (the CLI without --job-name)."""
     return processing_job.job_name(JOB_NAME_PREFIX, time.strftime("%Y%m%d-%H%M%S", time.gmtime()),
                                    os.urandom(3).hex())
-
-
-def console_url(region: str, job_name: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/processing-jobs/{job_name}"
-
-
-def logs_console_url(region: str, job_name: str) -> str:
-    group = contract.PROCESSING_JOB_LOG_GROUP.replace("/", "$252F")
-    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
-            f"log-group/{group}$3FlogStreamNameFilter$3D{job_name}$252F")
 
 
 # ----------------------------------------------------------------------------------------------- config
@@ -155,6 +146,8 @@ class LaunchResult:
     reused: bool = False
     #: local path of the downloaded model.tar.gz, when model_output_dir was given
     local_model_path: str | None = None
+    #: what the report shows about the job (see sagemaker.report)
+    job: JobSummary | None = None
 
     def metadata(self) -> dict[str, str]:
         return {contract.OUTPUT_MODEL_S3_URI: self.model_s3_uri, "job_name": self.job_name,
@@ -342,11 +335,15 @@ class Waiter:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     last_status: str | None = None
+    #: updated from every description (for the report)
+    job: JobSummary | None = None
 
     def _describe(self) -> dict[str, Any]:
         desc = describe(self.sm, self.job_name)
         if desc is None:
             raise RuntimeIOError(f"processing job {self.job_name} disappeared")
+        if self.job is not None:
+            self.job.update_from_description(desc)
         status = desc["ProcessingJobStatus"]
         if status != self.last_status:
             log.info("processing job %s: %s", self.job_name, status)
@@ -427,8 +424,25 @@ def _stop_on_interrupt(waiter_factory: Callable[[], Waiter | None], stop_wait_se
 
 
 def launch(config: LaunchConfig, *, clients: Clients | None = None, sleep: Callable[[float], None] = time.sleep,
-           clock: Callable[[], float] = time.monotonic) -> LaunchResult:
-    """Run (or re-attach to) the processing job for ``config`` and deliver its output; see the module doc."""
+           clock: Callable[[], float] = time.monotonic, job: JobSummary | None = None) -> LaunchResult:
+    """Run (or re-attach to) the processing job for ``config`` and deliver its output; see the module doc.
+
+    ``job`` is filled with what is learnt about the job as it goes (also when this raises): the report's data;
+    the result carries it as ``result.job``."""
+    job = job if job is not None else JobSummary(backend=BACKEND)
+    started = clock()
+    try:
+        return _launch(config, clients, sleep, clock, job)
+    finally:
+        job.wait_seconds = clock() - started
+
+
+#: ``JobSummary.backend`` of this launcher.
+BACKEND = "SageMaker"
+
+
+def _launch(config: LaunchConfig, clients: Clients | None, sleep: Callable[[float], None],
+            clock: Callable[[], float], job: JobSummary) -> LaunchResult:
     if not config.model:
         raise InvalidInputError(f"{contract.MODEL.flag} is required")
     config.staging_base()  # an S3 prefix is given and valid
@@ -440,17 +454,22 @@ def launch(config: LaunchConfig, *, clients: Clients | None = None, sleep: Calla
 
     def waiter_for(name: str) -> Waiter:
         streamer = LogStreamer(clients.logs, name) if config.stream_logs else None
-        state["waiter"] = Waiter(sm, name, streamer, config.poll_interval, config.max_poll_interval, sleep, clock)
+        state["waiter"] = Waiter(sm, name, streamer, config.poll_interval, config.max_poll_interval, sleep, clock,
+                                 job=job)
         return state["waiter"]
 
     with _stop_on_interrupt(lambda: state.get("waiter"), config.stop_wait_seconds):
         resolution = resolve_job(sm, config)
         name, desc = resolution.name, resolution.existing
+        job.job_name, job.region = name, clients.region
+        job.instance_type, job.instance_count = config.instance_type, config.instance_count
+        if desc is not None:
+            job.update_from_description(desc)
         log.info("processing job %s: %s", name, console_url(clients.region, name))
         log.info("logs: %s", logs_console_url(clients.region, name))
         if desc is not None and desc["ProcessingJobStatus"] == STATUS_COMPLETED:
             log.info("processing job %s already Completed: reusing it (no new job)", name)
-            return _deliver(clients, config, desc, reused=True)
+            return _deliver(clients, config, desc, reused=True, job=job)
         if desc is None:
             _create(clients, config, name, waiter_for)
         else:
@@ -462,13 +481,13 @@ def launch(config: LaunchConfig, *, clients: Clients | None = None, sleep: Calla
             log.error("processing job %s did not finish within %.0f s: stopping it", name, timeout)
             status = stop_and_wait(waiter, config.stop_wait_seconds)
             if status == STATUS_COMPLETED:  # it finished while we were stopping it
-                return _deliver(clients, config, waiter._describe(), reused=False)
+                return _deliver(clients, config, waiter._describe(), reused=False, job=job)
             raise JobStoppedError(f"processing job {name} did not finish within {timeout:.0f} s and was stopped "
                                   f"(status {status}); raise the timeout or max_runtime_seconds")
         if waiter.logs:
             waiter.logs.poll()  # events written between the last poll and the end
         _final(desc)
-        return _deliver(clients, config, desc, reused=False)
+        return _deliver(clients, config, desc, reused=False, job=job)
 
 
 def _create(clients: Clients, config: LaunchConfig, name: str, waiter_for: Callable[[str], Waiter]) -> None:
@@ -501,17 +520,22 @@ def _create(clients: Clients, config: LaunchConfig, name: str, waiter_for: Calla
         raise aws.translate_error(exc, f"create processing job {name}") from exc
 
 
-def _deliver(clients: Clients, config: LaunchConfig, desc: dict[str, Any], *, reused: bool) -> LaunchResult:
+def _deliver(clients: Clients, config: LaunchConfig, desc: dict[str, Any], *, reused: bool,
+             job: JobSummary) -> LaunchResult:
     result = LaunchResult(
         job_name=desc["ProcessingJobName"],
         job_arn=desc.get("ProcessingJobArn", ""),
         model_s3_uri=output_model_uri_from_description(desc),
         status=desc["ProcessingJobStatus"],
         reused=reused,
+        job=job,
     )
+    job.update_from_description(desc)
+    job.reused, job.model_s3_uri = reused, result.model_s3_uri
     log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
     if config.model_output_dir:
         result.local_model_path = download_model(clients.s3, result.model_s3_uri, config.model_output_dir)
+        job.local_model_path = result.local_model_path
     return result
 
 

@@ -35,6 +35,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(contract.ENDPOINT_URL.flag, dest=contract.ENDPOINT_URL.name, metavar="URL",
                    help=contract.ENDPOINT_URL.help)
     p.add_argument("--result-json", metavar="PATH", help="also write a JSON summary of the result to PATH")
+    p.add_argument("--report", metavar="PATH",
+                   help="also write a Markdown report to PATH (decision and why, inputs, members, bytes, time; what "
+                        "the KFP components show in the KFP UI); written atomically, only when the repack succeeded")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.add_argument("--fsync", action="store_true", default=None,
                    help="make a local output durable against power loss: fsync the file and its directory "
@@ -56,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         fsync=args.fsync,
     )
+    if args.report:
+        from dummy_training.step import report
+
+        result.sha256 = report.local_sha256(result)
+        report.write_report(args.report, report.render(result))
     if args.result_json:
         try:
             Path(args.result_json).write_text(json.dumps(result.summary(), indent=2) + "\n")

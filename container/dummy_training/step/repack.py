@@ -50,6 +50,10 @@ class RepackResult:
     bytes_written: int = 0
     scanner: str = ""
     publish_seconds: float = 0.0  # waiting for the sink to publish: the last copies, fsync / S3 completion
+    model_label: str = ""  # contract.LABEL_*: where the model was found
+    hyperparameters_label: str = ""  # contract.LABEL_*: where the hyperparameters were found ("" for none)
+    hyperparameters: bytes | None = field(default=None, repr=False)  # what was (or would have been) injected
+    sha256: str | None = None  # of the output, when a caller computed it (a local output; see step.report)
 
     def summary(self) -> dict:
         """JSON-able summary (for --result-json and component metadata)."""
@@ -228,4 +232,7 @@ def run_repack(
         bytes_written=stats.get("bytes_written", 0),
         scanner=result.scanner,
         publish_seconds=publish_seconds,
+        model_label=model_res.label,
+        hyperparameters_label=hp.label if hp else "",
+        hyperparameters=hp.data if hp else None,
     )

@@ -12,7 +12,7 @@ downloading the result (IRSA, or the AWS secret of ``task_settings.configure``).
 from typing import Any
 
 from kfp import dsl
-from kfp.dsl import Model, Output
+from kfp.dsl import Markdown, Metrics, Model, Output
 
 from dummy_training.kfp.components import IMAGE
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
@@ -26,6 +26,8 @@ def ack_dummy_training(
     output_model: Output[Model],
     model_s3_uri: dsl.OutputPath(str),
     job_arn: dsl.OutputPath(str),
+    report: Output[Markdown],
+    metrics: Output[Metrics],
     s3_prefix: str = "",
     s3_output_prefix: str = "",
     hyperparameters: str = "",
@@ -88,6 +90,8 @@ def ack_dummy_training(
         output_model: The repacked model (model.tar.gz in a directory); metadata: S3 URI, job name, job ARN.
         model_s3_uri: s3:// URI of the repacked model.tar.gz.
         job_arn: ARN of the SageMaker processing job.
+        report: The job as Markdown: name, ARN, status, failure reason, instances, console and log links.
+        metrics: Seconds, instance count, output size, for comparing runs.
     """
     from dummy_training.kfp.runtime import run_ack_component
 
@@ -95,7 +99,7 @@ def ack_dummy_training(
         output_model=output_model, model_s3_uri_path=model_s3_uri, job_arn_path=job_arn, namespace=namespace,
         download_model=download_model, environment=environment, tags=tags, subnets=subnets,
         security_group_ids=security_group_ids, job_name_parts=(kfp_run_id, kfp_task_id),
-        timeout_seconds=timeout_seconds,
+        timeout_seconds=timeout_seconds, report=report, metrics=metrics,
         model=model, role_arn=role_arn, image_uri=image_uri, s3_prefix=s3_prefix, s3_output_prefix=s3_output_prefix,
         hyperparameters=hyperparameters, hyperparameters_json=hyperparameters_json, job_name=job_name,
         instance_type=instance_type, instance_count=instance_count, volume_size_gb=volume_size_gb,

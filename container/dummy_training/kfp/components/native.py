@@ -18,7 +18,7 @@ also have an output parameter ``model`` (``contract.OUTPUT_MODEL``), and KFP's r
 
 # No ``from __future__ import annotations``: KFP reads the component annotations at decoration time.
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
 from dummy_training import contract
 from dummy_training.kfp.components import IMAGE
@@ -32,6 +32,8 @@ OUTPUT_ARTIFACT = contract.OUTPUT_MODEL
 def dummy_training(
     model: Input[Model],
     output_model: Output[Model],
+    report: Output[Markdown],
+    metrics: Output[Metrics],
     hyperparameters: Input[Artifact] | None = None,
     hyperparameters_json: str = "",
 ):
@@ -45,11 +47,14 @@ def dummy_training(
         hyperparameters: hyperparameters.json to inject when the archive has none (a file, or a directory holding it).
         hyperparameters_json: Hyperparameters to inject, as an inline JSON object; used when no file is given.
         output_model: Directory holding the repacked model.tar.gz; metadata: size, sha256, decision, method.
+        report: What was decided and why, the inputs, the members, the bytes and the time, as Markdown.
+        metrics: Sizes, members, seconds and bytes, for comparing runs.
     """
     from dummy_training.kfp.runtime import repack_into_artifact
 
     repack_into_artifact(
-        model.path, hyperparameters.path if hyperparameters is not None else None, hyperparameters_json, output_model
+        model.path, hyperparameters.path if hyperparameters is not None else None, hyperparameters_json, output_model,
+        report, metrics,
     )
 
 
@@ -58,6 +63,8 @@ def dummy_training_s3(
     model: str,
     output_uri: str,
     model_s3_uri: dsl.OutputPath(str),
+    report: Output[Markdown],
+    metrics: Output[Metrics],
     hyperparameters: str = "",
     hyperparameters_json: str = "",
     endpoint_url: str = "",
@@ -73,10 +80,12 @@ def dummy_training_s3(
         hyperparameters_json: Hyperparameters to inject, as an inline JSON object; empty for none.
         endpoint_url: S3-compatible endpoint URL (e.g. MinIO); empty for AWS (or AWS_ENDPOINT_URL_S3).
         model_s3_uri: s3:// URI of the written model.tar.gz.
+        report: What was decided and why, the inputs, the members, the bytes and the time, as Markdown.
+        metrics: Sizes, members, seconds and bytes uploaded, for comparing runs.
     """
     from dummy_training.kfp.runtime import repack_s3
 
-    uri = repack_s3(model, hyperparameters, hyperparameters_json, output_uri, endpoint_url)
+    uri = repack_s3(model, hyperparameters, hyperparameters_json, output_uri, endpoint_url, report, metrics)
     with open(model_s3_uri, "w") as fh:
         fh.write(uri)
 

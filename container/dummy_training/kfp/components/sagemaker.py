@@ -17,7 +17,7 @@ imports. ``tests/test_sagemaker_kfp.py`` checks they equal the contract's.
 from typing import Any, NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Model, Output
+from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
 from dummy_training.kfp.components import IMAGE
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
@@ -27,6 +27,8 @@ from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configu
 def sagemaker_dummy_training(
     model: Input[Model],
     output_model: Output[Model],
+    report: Output[Markdown],
+    metrics: Output[Metrics],
     role_arn: str,
     image_uri: str,
     s3_prefix: str,
@@ -87,6 +89,8 @@ def sagemaker_dummy_training(
         download_model: Download the repacked model into output_model; false leaves it in S3 (uri = S3 URI).
         timeout_seconds: Stop the job when it has not ended after this long; 0 for max_runtime_seconds + 1800.
         output_model: The repacked model (directory holding model.tar.gz); metadata: model_s3_uri, job_name, job_arn.
+        report: The job as Markdown: name, ARN, status, failure reason, instances, billable seconds, links.
+        metrics: Seconds, job and billable seconds, output size, for comparing runs.
 
     Returns:
         model_s3_uri: s3:// URI of the repacked model.tar.gz.
@@ -125,7 +129,7 @@ def sagemaker_dummy_training(
         s3_direct=s3_direct,
         timeout_seconds=timeout_seconds or None,
     )
-    result = run_sagemaker_component(config, output_model, download=download_model)
+    result = run_sagemaker_component(config, output_model, download=download_model, report=report, metrics=metrics)
     return namedtuple("Outputs", ["model_s3_uri", "job_arn"])(result.model_s3_uri, result.job_arn)
 
 
