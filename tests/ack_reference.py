@@ -1,50 +1,53 @@
-"""Access to the ACK SageMaker controller reference data (the real ProcessingJob CRD, samples, testdata).
+"""The ACK SageMaker controller's ProcessingJob, as the tests know it: data the project carries in tests/data/ack/.
 
-The files live outside the project (``<repo>/../shared/reference/ack-sagemaker-controller``, override with
-``DUMMY_TRAINING_ACK_REFERENCE``); tests that need them skip when they are absent.
+- ``processingjob-schema-v1.9.1.json``: the CRD's ``openAPIV3Schema`` (aws-controllers-k8s/sagemaker-controller
+  v1.9.1) without descriptions, made by ``tests/data/ack/derive_schema.py``, which records its provenance;
+- ``status/<state>.yaml``: ProcessingJob resources as the controller reports them, one per state the launcher
+  handles (written for this project, modelled on the controller's testdata);
+- ``processing-job.yaml``: a hand-written manifest, the positive control of the schema checks.
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-ENV = "DUMMY_TRAINING_ACK_REFERENCE"
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "reference" / "ack-sagemaker-controller"
-CRD_FILE = "sagemaker.services.k8s.aws_processingjobs.yaml"
-
-
-def reference_dir() -> Path:
-    path = Path(os.environ.get(ENV) or DEFAULT)
-    if not (path / CRD_FILE).is_file():
-        pytest.skip(f"ACK reference data not found at {path} (set {ENV})")
-    return path
+DATA = Path(__file__).resolve().parent / "data" / "ack"
+SCHEMA_FILE = DATA / "processingjob-schema-v1.9.1.json"
+STATUS_DIR = DATA / "status"
 
 
 def load(name: str) -> dict[str, Any]:
-    return yaml.safe_load((reference_dir() / name).read_text())
+    """A YAML document of tests/data/ack/, e.g. ``processing-job.yaml``."""
+    return yaml.safe_load((DATA / name).read_text())
 
 
 def fixture(name: str) -> dict[str, Any]:
-    """A controller testdata file, e.g. ``readone__observed__completed.yaml``."""
-    return load(f"testdata/{name}")
+    """A ProcessingJob resource in one state, e.g. ``completed.yaml`` (a fresh copy: change it freely)."""
+    return yaml.safe_load((STATUS_DIR / name).read_text())
+
+
+def fixture_names() -> list[str]:
+    return sorted(p.name for p in STATUS_DIR.glob("*.yaml"))
 
 
 @cache
-def _crd_schema(path: str) -> dict[str, Any]:
-    crd = yaml.safe_load(Path(path).read_text())
-    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"]
-    return version["schema"]["openAPIV3Schema"]
+def _schema_document() -> dict[str, Any]:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+def schema_document() -> dict[str, Any]:
+    """The derived schema file: ``provenance``, ``group``, ``kind``, ``version``, ``openAPIV3Schema``."""
+    return copy.deepcopy(_schema_document())
 
 
 def crd_schema() -> dict[str, Any]:
-    return copy.deepcopy(_crd_schema(str(reference_dir() / CRD_FILE)))
+    return schema_document()["openAPIV3Schema"]
 
 
 def strict(schema: dict[str, Any]) -> dict[str, Any]:

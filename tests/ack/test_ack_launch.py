@@ -28,23 +28,16 @@ from dummy_training.sagemaker.launcher import LaunchConfig
 NS = "kubeflow-user"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0"
-ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
+ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/example-processing-job"
 
 
-def status(name: str) -> dict[str, Any]:
-    return ack_reference.fixture(name)["status"]
+def status(name: str, **changes: Any) -> dict[str, Any]:
+    """The ``status`` of the fixture ``name`` (tests/data/ack/status), with ``changes`` applied."""
+    return {**ack_reference.fixture(name)["status"], **changes}
 
 
-CREATED = "readone__observed__created.yaml"
-COMPLETED = "readone__observed__completed.yaml"
-
-
-def ended(job_status: str, reason: str | None = None) -> dict[str, Any]:
-    st = copy.deepcopy(status(COMPLETED))
-    st["processingJobStatus"] = job_status
-    if reason:
-        st["failureReason"] = reason
-    return st
+CREATED = "in_progress.yaml"
+COMPLETED = "completed.yaml"
 
 
 @pytest.fixture
@@ -91,7 +84,8 @@ def existing(name: str, st: dict[str, Any], *, spec_from: dict[str, Any] | None 
 
 # ------------------------------------------------------------------------------------------------ create
 def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoint, model_file, tmp_path) -> None:
-    kube.statuses = [status(CREATED), status(CREATED), status(COMPLETED)]
+    no_region = {"arn": ARN, "ownerAccountID": "", "region": ""}  # as the controller's own testdata has it
+    kube.statuses = [status(CREATED), status(CREATED), status(COMPLETED, ackResourceMetadata=no_region)]
     cfg = config(bucket, moto_endpoint, str(model_file), model_output_dir=str(tmp_path / "out"))
     name = "dummy-training-run-1234-task-repack"
     out_key = f"runs/{name}/output/model.tar.gz"
@@ -116,7 +110,7 @@ def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoin
     assert result.model_s3_uri == f"s3://{bucket}/{out_key}"
     assert Path(result.local_model_path).read_bytes() == b"repacked"
     assert "DELETE" not in kube.methods()
-    # the report's data, from the resource's status (the region from the ARN: the fixture's status has none)
+    # the report's data, from the resource's status (the region from the ARN: this status has none)
     job = result.job
     assert (job.backend, job.job_name, job.job_arn, job.status, job.region) == (
         "ACK", name, ARN, "Completed", "us-west-2")
@@ -190,8 +184,8 @@ def test_concurrent_twin_409_reattaches(kube, bucket, moto_endpoint, model_file)
 
 def test_failed_earlier_attempt_runs_next_attempt_name(kube, bucket, moto_endpoint, model_file) -> None:
     base = "dummy-training-run-1234-task-repack"
-    kube.put(NS, existing(base, ended("Failed", "AlgorithmError")))
-    kube.put(NS, existing(f"{base}-a2", status("create__observed__invalid_create_attempted.yaml")))
+    kube.put(NS, existing(base, status("failed.yaml")))
+    kube.put(NS, existing(f"{base}-a2", status("terminal.yaml")))
     kube.statuses = [status(COMPLETED)]
     result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
     (body,) = posts(kube)
@@ -201,7 +195,7 @@ def test_failed_earlier_attempt_runs_next_attempt_name(kube, bucket, moto_endpoi
 
 
 def test_explicit_job_name_that_failed_is_not_rerun(kube, bucket, moto_endpoint, model_file) -> None:
-    kube.put(NS, existing("my-job", ended("Stopped")))
+    kube.put(NS, existing("my-job", status("stopped.yaml")))
     with pytest.raises(JobFailedError, match="pass a new job_name"):
         ack_launcher.launch(config(bucket, moto_endpoint, str(model_file), job_name="my-job"), options(kube))
     assert posts(kube) == []
@@ -209,9 +203,10 @@ def test_explicit_job_name_that_failed_is_not_rerun(kube, bucket, moto_endpoint,
 
 # ----------------------------------------------------------------------------------------------- outcomes
 @pytest.mark.parametrize(("final", "error", "match"), [
-    (lambda: ended("Failed", "ClientError: no model.tar.gz"), JobFailedError, "ClientError: no model.tar.gz"),
-    (lambda: ended("Stopped"), JobStoppedError, "was stopped"),
-    (lambda: status("create__observed__invalid_create_attempted.yaml"), JobFailedError,
+    (lambda: status("failed.yaml", failureReason="ClientError: no model.tar.gz"), JobFailedError,
+     "ClientError: no model.tar.gz"),
+    (lambda: status("stopped.yaml"), JobStoppedError, "was stopped"),
+    (lambda: status("terminal.yaml"), JobFailedError,
      "ACK.Terminal.*must not include a special character"),
 ])
 def test_job_outcomes(kube, bucket, moto_endpoint, model_file, final, error, match) -> None:
@@ -317,7 +312,7 @@ def test_cli_run_writes_outputs(kube, capsys, bucket, moto_endpoint, model_file,
 
 
 def test_cli_run_failed_job_exit_code(kube, capsys, bucket, moto_endpoint, model_file, tmp_path) -> None:
-    kube.statuses = [ended("Failed", "AlgorithmError: boom")]
+    kube.statuses = [status("failed.yaml", failureReason="AlgorithmError: boom")]
     rc = cli.main(["ack", "run", *_cli_job_args(bucket, moto_endpoint, str(model_file)),
                    "--kubeconfig", str(kube.config_path), "--poll-interval", "0.01",
                    "--report", str(tmp_path / "r.md")])

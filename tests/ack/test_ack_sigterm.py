@@ -37,7 +37,7 @@ def test_signal_deletes_the_resource_and_exits_130(tmp_path: Path, bucket: str, 
     model = tmp_path / "model.tar.gz"
     model.write_bytes(b"model bytes")
     with FakeKube() as kube:
-        kube.statuses = [ack_reference.fixture("readone__observed__created.yaml")["status"]]  # InProgress forever
+        kube.statuses = [ack_reference.fixture("in_progress.yaml")["status"]]  # InProgress forever
         kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig", namespace="pipelines")
         proc = subprocess.Popen(
             [sys.executable, "-m", "dummy_training", "ack", "run", "--model", str(model),

@@ -1,12 +1,10 @@
-"""The waiter, on the ACK SageMaker controller's own status fixtures (pkg/resource/processing_job/testdata).
-
-The controller's testdata has no Failed or Stopped resource; those are derived from its Completed fixture the
-way the controller writes them (custom_set_output.go: ACK.ResourceSynced True once the job is Completed,
-Stopped or Failed; failureReason from DescribeProcessingJob)."""
+"""The waiter, on ProcessingJob resources in every state the ACK SageMaker controller reports
+(tests/data/ack/status: written for this project, modelled on the controller's testdata; the controller sets
+ACK.ResourceSynced True once the job is Completed, Stopped or Failed, and copies failureReason from
+DescribeProcessingJob)."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,20 +15,11 @@ from dummy_training.ack import launcher as ack_launcher
 from dummy_training.ack.launcher import State, WaitPolicy
 from dummy_training.errors import Interrupted, JobFailedError, JobStoppedError, RuntimeIOError
 
-ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
+ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/example-processing-job"
 
 
 def fx(name: str) -> dict[str, Any]:
     return ack_reference.fixture(name)
-
-
-def ended(job_status: str, failure_reason: str | None = None) -> dict[str, Any]:
-    obj = copy.deepcopy(fx("readone__observed__completed.yaml"))
-    obj["status"]["processingJobStatus"] = job_status
-    obj["status"]["conditions"][0]["message"] = f"ProcessingJob is in {job_status} status."
-    if failure_reason:
-        obj["status"]["failureReason"] = failure_reason
-    return obj
 
 
 class ApiError(Exception):
@@ -44,7 +33,7 @@ class Scripted(ack_launcher.ProcessingJobResource):
     """A resource whose GETs return the scripted objects in turn (the last repeats); exceptions are raised."""
 
     def __init__(self, objects: Iterable[Any]) -> None:
-        super().__init__(api=None, namespace="ns", name="unit-testing-processing-job")
+        super().__init__(api=None, namespace="ns", name="example-processing-job")
         self.objects = list(objects)
         self.gets = 0
         self.deleted = False
@@ -90,52 +79,64 @@ def observed_is_returned(seen: ack_launcher.Observation, obj: dict[str, Any]) ->
 
 
 # ----------------------------------------------------------------------------------------------- observe()
-@pytest.mark.parametrize(("name", "state", "job_status"), [
-    ("readone__observed__completed.yaml", State.COMPLETED, "Completed"),
-    ("readone__observed__completed_variation.yaml", State.COMPLETED, "Completed"),
-    ("readone__observed__created.yaml", State.PENDING, "InProgress"),
-    ("readone__observed__conditions_clear_on_success.yaml", State.PENDING, "InProgress"),
-    ("create__observed__success_after_create.yaml", State.PENDING, None),
-    ("readone__desired__after_create_inprogress.yaml", State.PENDING, None),
-    ("readone__observed__stopping.yaml", State.PENDING, "Stopping"),
-    ("readone__desired__stopping.yaml", State.PENDING, None),
-    ("readone__observed__error_on_describe.yaml", State.PENDING, None),
-    ("delete__observed__error_on_delete.yaml", State.PENDING, None),
-    ("create__observed__invalid_create_attempted.yaml", State.REJECTED, None),
-    ("readone__desired__error_conditions_true.yaml", State.REJECTED, None),
-    ("update__observed__error_on_update.yaml", State.REJECTED, None),
-    ("create__desired__success_before_create.yaml", State.PENDING, None),
-])
-def test_observe_controller_fixtures(name: str, state: State, job_status: str | None) -> None:
+OBSERVED = {  # fixture -> (state, processingJobStatus)
+    "created.yaml": (State.PENDING, None),
+    "in_progress.yaml": (State.PENDING, "InProgress"),
+    "in_progress_terminal_false.yaml": (State.PENDING, "InProgress"),
+    "recoverable.yaml": (State.PENDING, None),
+    "stopping.yaml": (State.PENDING, "Stopping"),
+    "completed.yaml": (State.COMPLETED, "Completed"),
+    "failed.yaml": (State.FAILED, "Failed"),
+    "stopped.yaml": (State.STOPPED, "Stopped"),
+    "terminal.yaml": (State.REJECTED, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OBSERVED))
+def test_observe_status_fixtures(name: str) -> None:
     seen = ack_launcher.observe(fx(name))
-    assert (seen.state, seen.job_status) == (state, job_status)
+    assert (seen.state, seen.job_status) == OBSERVED[name]
+
+
+def test_status_fixtures_cover_every_state_and_are_valid_resources() -> None:
+    assert ack_reference.fixture_names() == sorted(OBSERVED)  # a new fixture gets its expected state above
+    assert {state for state, _ in OBSERVED.values()} == set(State)
+    for name in OBSERVED:
+        assert ack_reference.errors(fx(name)) == [], name  # the CRD's status schema, unknown fields forbidden
+
+
+def test_resource_without_status_is_pending() -> None:
+    seen = ack_launcher.observe(ack_reference.load("processing-job.yaml"))  # just applied, no status yet
+    assert (seen.state, seen.job_status, seen.arn) == (State.PENDING, None, None)
 
 
 def test_completed_without_synced_condition_is_not_yet_success() -> None:
-    obj = fx("readone__observed__completed.yaml")
+    obj = fx("completed.yaml")
     obj["status"]["conditions"][0]["status"] = "False"
     assert ack_launcher.observe(obj).state is State.PENDING
 
 
 def test_recoverable_condition_is_reported_but_waited_through() -> None:
-    seen = ack_launcher.observe(fx("readone__observed__error_on_describe.yaml"))
-    assert seen.state is State.PENDING and "ServiceUnavailable: Server is down" in seen.message
+    seen = ack_launcher.observe(fx("recoverable.yaml"))
+    assert seen.state is State.PENDING
+    assert seen.message == ("controller is retrying: ServiceUnavailable: SageMaker is unavailable status code: 503, "
+                            "request id: example-1")  # one line
 
 
 # --------------------------------------------------------------------------------------------------- wait()
 def test_completed_at_once() -> None:
-    seen, res, t = wait([fx("readone__observed__completed.yaml")])
+    seen, res, t = wait([fx("completed.yaml")])
     assert seen.state is State.COMPLETED and seen.arn == ARN
     assert res.gets == 1 and t.sleeps == []
 
 
 def test_in_progress_then_completed_with_backoff() -> None:
-    seen, res, t = wait([fx("create__observed__success_after_create.yaml"),
-                         fx("readone__observed__created.yaml"),
-                         fx("readone__observed__error_on_describe.yaml"),
-                         fx("readone__observed__conditions_clear_on_success.yaml"),
-                         fx("readone__observed__created.yaml"),
-                         fx("readone__observed__completed_variation.yaml")])
+    seen, res, t = wait([fx("created.yaml"),
+                         fx("in_progress.yaml"),
+                         fx("recoverable.yaml"),
+                         fx("in_progress_terminal_false.yaml"),
+                         fx("in_progress.yaml"),
+                         fx("completed.yaml")])
     assert seen.state is State.COMPLETED
     assert res.gets == 6
     assert t.sleeps == [1, 2, 4, 4, 4]  # interval doubles, capped at max_interval
@@ -143,42 +144,42 @@ def test_in_progress_then_completed_with_backoff() -> None:
 
 def test_failed_reports_failure_reason() -> None:
     with pytest.raises(JobFailedError, match="AlgorithmError: no model.tar.gz found"):
-        wait([fx("readone__observed__created.yaml"), ended("Failed", "AlgorithmError: no model.tar.gz found")])
+        wait([fx("in_progress.yaml"), fx("failed.yaml")])
 
 
 def test_stopping_then_stopped() -> None:
     with pytest.raises(JobStoppedError, match="was stopped"):
-        wait([fx("readone__observed__created.yaml"), fx("readone__observed__stopping.yaml"), ended("Stopped")])
+        wait([fx("in_progress.yaml"), fx("stopping.yaml"), fx("stopped.yaml")])
 
 
 def test_terminal_condition_reports_sagemaker_message() -> None:
     with pytest.raises(JobFailedError, match="rejected.*InvalidParameterValue: The processing job name must not "
                                              "include a special character"):
-        wait([fx("create__observed__invalid_create_attempted.yaml")])
+        wait([fx("terminal.yaml")])
 
 
 def test_deleted_while_waiting() -> None:
     with pytest.raises(JobStoppedError, match="deleted while waiting"):
-        wait([fx("readone__observed__created.yaml"), None])
+        wait([fx("in_progress.yaml"), None])
 
 
 def test_transient_api_errors_are_retried_then_fatal() -> None:
-    seen, res, _t = wait([ApiError(503), ApiError(None), ApiError(429), fx("readone__observed__completed.yaml")])
+    seen, res, _t = wait([ApiError(503), ApiError(None), ApiError(429), fx("completed.yaml")])
     assert seen.state is State.COMPLETED and res.gets == 4
     with pytest.raises(RuntimeIOError, match="503"):
         wait([ApiError(503)], WaitPolicy(interval=1, max_transient_errors=3))
     with pytest.raises(RuntimeIOError, match="denied access.*rbac.yaml"):
-        wait([fx("readone__observed__created.yaml"), ApiError(403)])
+        wait([fx("in_progress.yaml"), ApiError(403)])
 
 
 def test_signal_during_a_request_is_not_taken_for_an_api_error() -> None:
     # SIGTERM raises Interrupted wherever the main thread is, including inside the HTTP call of a poll
     with pytest.raises(Interrupted):
-        wait([fx("readone__observed__created.yaml"), Interrupted("interrupted by SIGTERM")])
+        wait([fx("in_progress.yaml"), Interrupted("interrupted by SIGTERM")])
 
 
 def test_timeout_is_raised_for_the_runner_to_clean_up() -> None:
-    res, t = Scripted([fx("readone__observed__created.yaml")]), FakeTime()
+    res, t = Scripted([fx("in_progress.yaml")]), FakeTime()
     with pytest.raises(ack_launcher._Timeout):
         ack_launcher.wait(res, WaitPolicy(interval=10, max_interval=10, timeout=35), sleep=t.sleep, clock=t.clock)
     assert t.now == 35 and t.sleeps == [10, 10, 10, 5]  # the last sleep ends at the deadline
@@ -186,7 +187,7 @@ def test_timeout_is_raised_for_the_runner_to_clean_up() -> None:
 
 # ------------------------------------------------------------------------------------- delete_and_wait()
 def test_delete_and_wait_until_gone_and_never_raises() -> None:
-    res, t = Scripted([fx("readone__observed__stopping.yaml")]), FakeTime()
+    res, t = Scripted([fx("stopping.yaml")]), FakeTime()
     ack_launcher.delete_and_wait(res, WaitPolicy(interval=1, delete_wait=10), sleep=t.sleep, clock=t.clock)
     assert res.deleted and res.gets == 1  # Scripted.delete makes the next GET answer "gone"
 
@@ -195,7 +196,7 @@ def test_delete_and_wait_until_gone_and_never_raises() -> None:
             self.deleted = True
             return True
 
-    stuck, t = Stuck([fx("readone__observed__stopping.yaml")]), FakeTime()
+    stuck, t = Stuck([fx("stopping.yaml")]), FakeTime()
     ack_launcher.delete_and_wait(stuck, WaitPolicy(interval=1, delete_wait=10), sleep=t.sleep, clock=t.clock)
     assert stuck.deleted and t.now >= 10
 

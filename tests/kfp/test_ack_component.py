@@ -19,7 +19,7 @@ from dummy_training.sagemaker.report import console_url, logs_console_url
 REPO = Path(__file__).resolve().parents[2]
 COMPONENT_DIR = REPO / "components" / "ack_dummy_training"
 ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
-ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/unit-testing-processing-job"
+ARN = "arn:aws:sagemaker:us-west-2:123456789012:processing-job/example-processing-job"
 
 
 def test_component_interface_matches_the_sagemaker_launcher_and_contract() -> None:
@@ -69,8 +69,8 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
     out_key = f"runs/{name}/output/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=out_key, Body=b"the repacked model")  # what the job would write
     with FakeKube() as kube:
-        kube.statuses = [ack_reference.fixture("readone__observed__created.yaml")["status"],
-                         ack_reference.fixture("readone__observed__completed.yaml")["status"]]
+        kube.statuses = [ack_reference.fixture("in_progress.yaml")["status"],
+                         ack_reference.fixture("completed.yaml")["status"]]
         monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig", namespace="team-ml")))
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
         task = ack_dummy_training(

@@ -41,10 +41,10 @@ class PlayController:
     def __call__(self, kube: FakeKube, _namespace: str, body: dict[str, Any]) -> None:
         self.specs.append(body["spec"])
         self.player(ack_reference.ack_to_request(body["spec"]))
-        completed = ack_reference.fixture("readone__observed__completed.yaml")["status"]
+        completed = ack_reference.fixture("completed.yaml")["status"]
         completed["ackResourceMetadata"]["arn"] = (
             f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{body['spec']['processingJobName']}")
-        kube.statuses = [ack_reference.fixture("readone__observed__created.yaml")["status"], completed]
+        kube.statuses = [ack_reference.fixture("in_progress.yaml")["status"], completed]
 
 
 def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, bucket: str, moto_endpoint: str,

@@ -42,7 +42,8 @@ def _repack_parser() -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------- drift
 def test_every_committed_yaml_matches_a_fresh_compile(compiled: dict) -> None:
     assert compiled, "nothing discovered"
-    drifted = [str(t.path) for path, (t, text) in compiled.items() if not path.is_file() or path.read_text() != text]
+    drifted = [str(t.path) for path, (t, text) in compiled.items()
+               if not path.is_file() or compile_mod.normalized(path.read_text()) != compile_mod.normalized(text)]
     assert not drifted, f"run `dummy-training compile` and commit: {drifted}"
 
 
@@ -77,11 +78,56 @@ def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_im
     assert cli.main(["compile", "--root", str(root)]) == 0
     wrote = [line for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
     assert len(wrote) == 2
-    assert victim.read_text() == (REPO / "components/dummy_training/component.yaml").read_text()
-    assert (root / "pipelines/dummy_training_parallel_pipeline.yaml").read_text() == (
-        REPO / "pipelines/dummy_training_parallel_pipeline.yaml").read_text()
+    for path in ("components/dummy_training/component.yaml", "pipelines/dummy_training_parallel_pipeline.yaml"):
+        assert compile_mod.normalized((root / path).read_text()) == compile_mod.normalized((REPO / path).read_text())
 
     assert cli.main(["compile", "--check", "--root", str(root)]) == 0
+
+
+def _with_sdk_version(text: str, version: str) -> str:
+    lines = text.splitlines(keepends=True)
+    (i,) = [n for n, line in enumerate(lines) if line.startswith("sdkVersion: kfp-")]
+    lines[i] = f"sdkVersion: kfp-{version}\n"
+    return "".join(lines)
+
+
+def test_normalized_ignores_only_the_kfp_patch_release() -> None:
+    text = (REPO / "components" / "dummy_training" / "component.yaml").read_text()
+    n = compile_mod.normalized
+    assert n(_with_sdk_version(text, "2.17.0")) == n(_with_sdk_version(text, "2.17.3")) == n(
+        _with_sdk_version(text, "2.17.12rc1"))
+    assert n(_with_sdk_version(text, "2.17.0")) != n(_with_sdk_version(text, "2.18.0"))
+    assert n(text.replace("dummy-training:", "someone-else:")) != n(text)
+    assert n(text).count("sdkVersion: kfp-2.17.*") == 1 and n(n(text)) == n(text)
+
+
+def test_check_passes_a_yaml_differing_only_in_the_kfp_patch_release(tmp_path: Path, default_image: str,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """Committed with kfp 2.17.x, checked with 2.17.y: up to date. Any other difference is drift."""
+    root = tmp_path / "repo"
+    for d in ("components", "pipelines", "container"):
+        shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    patch_only = root / "components" / "dummy_training" / "component.yaml"
+    patch_only.write_text(_with_sdk_version(patch_only.read_text(), "2.17.0"))
+    patch_and_more = root / "components" / "dummy_training_s3" / "component.yaml"
+    patch_and_more.write_text(_with_sdk_version(patch_and_more.read_text(), "2.17.0").replace(
+        "dummy-training:", "someone-else:"))
+    minor = root / "pipelines" / "dummy_training_pipeline.yaml"
+    minor.write_text(_with_sdk_version(minor.read_text(), "2.16.0"))
+
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "up to date  components/dummy_training/component.yaml" in out
+    assert "DRIFTED     components/dummy_training_s3/component.yaml" in out
+    assert "DRIFTED     pipelines/dummy_training_pipeline.yaml" in out
+    assert sum(line.startswith("DRIFTED") for line in out.splitlines()) == 2
+
+    assert cli.main(["compile", "--root", str(root)]) == 0
+    assert "sdkVersion: kfp-2.17.0\n" in patch_only.read_text()  # up to date: left as it was, no churn
+    import kfp
+
+    for rewritten in (patch_and_more, minor):  # written files record the kfp that compiled them
+        assert f"sdkVersion: kfp-{kfp.__version__}\n" in rewritten.read_text()
 
 
 def test_image_is_overridable_at_compile_time(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -56,12 +56,13 @@ def test_component_interface_matches_the_contract() -> None:
 def test_committed_component_yaml_is_the_compiled_one(tmp_path: Path) -> None:
     from kfp import compiler
 
+    from dummy_training.kfp.compile import normalized
     from dummy_training.kfp.components.sagemaker import COMPONENTS
 
     fresh = tmp_path / "component.yaml"
     compiler.Compiler().compile(COMPONENTS["sagemaker_dummy_training"], str(fresh))
     committed = REPO / "components" / "sagemaker_dummy_training" / "component.yaml"
-    assert yaml.safe_load(committed.read_text()) == yaml.safe_load(fresh.read_text())
+    assert yaml.safe_load(normalized(committed.read_text())) == yaml.safe_load(normalized(fresh.read_text()))
 
 
 def _model_bytes() -> bytes:
