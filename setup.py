@@ -14,6 +14,8 @@ ENGINE = ["rapidgzip>=0.14", "isal>=1.6", "zlib-ng>=0.5", "tqdm>=4.66"]
 S3 = ["boto3>=1.34"]
 KFP = ["kfp>=2.17,<2.18", "kfp-kubernetes>=2.17,<2.18"]
 ACK = ["kubernetes>=28", "PyYAML>=6"]
+# the SageMaker Python SDK for the SageMaker Pipelines step (v3 API; v2 also works where it is what is installed)
+SAGEMAKER = S3 + ["sagemaker>=3.27,<4"]
 
 setup(
     name="kfp-sagemaker-dummy-training",
@@ -29,10 +31,11 @@ setup(
     install_requires=ENGINE + S3,
     extras_require={
         "kfp": KFP,
-        "sagemaker": S3,
+        "sagemaker": SAGEMAKER,
         "ack": ACK,
         "test": KFP
         + ACK
+        + SAGEMAKER
         + [
             "pytest>=8",
             "pytest-timeout>=2",

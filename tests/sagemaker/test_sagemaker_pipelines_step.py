@@ -1,149 +1,379 @@
-"""sagemaker_pipelines_step: the SDK objects carry exactly the launcher's CreateProcessingJob request.
+"""pipelines_step: a SageMaker Pipelines definition built with the real SDK carries the launcher's request.
 
-The SageMaker SDK is not a test dependency (heavy; v3 is a different API). The mapping is tested against
-recording stand-ins for the SDK classes; with the real SDK v2 installed, the last test checks the step's own
-request arguments too.
+Every test builds a real ``Pipeline`` definition offline with whichever SDK major is installed (the ``[test]``
+extra installs v3; ``.ci/sagemaker-v2.sh`` runs this file again under v2). Building a definition makes no AWS
+call: the SDK needs a region, not credentials (conftest sets fake ones and disables the instance metadata
+lookup), and ``_offline`` fails any connection beyond 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import os
+import re
+import runpy
+import socket
+import subprocess
 import sys
-import types
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dummy_training import contract
-from dummy_training.errors import RuntimeIOError
-from dummy_training.sagemaker import processing_job
+from dummy_training.errors import EXIT_RUNTIME, InvalidInputError, RuntimeIOError
+from dummy_training.sagemaker import pipelines_step, processing_job
+from dummy_training.sagemaker.pipelines_step import output_s3_uri, processing_step, step_from_request
 
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "docs" / "examples" / "sagemaker_pipeline.py"
 ROLE = "arn:aws:iam::123456789012:role/dummy-training"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:1"
+MAJOR = pipelines_step.installed_sdk_major()
+
+#: every JobSettings field the request can carry, none at its default
+ALL_FIELDS: dict[str, Any] = {
+    "instance_type": "ml.c5.xlarge", "instance_count": 2, "volume_size_gb": 64, "max_runtime_seconds": 900,
+    "volume_kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/volume",
+    "output_kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/output",
+    "subnets": ["subnet-1", "subnet-2"], "security_group_ids": ["sg-1"],
+    "enable_inter_container_traffic_encryption": True,
+    "environment": {"A": "1", contract.FSYNC_ENV: "1"}, "tags": {"team": "ml", "cost-center": "42"},
+}
+#: the SDK's defaults file as a user might have it: every key here would change the job
+SDK_DEFAULTS_YAML = """\
+SchemaVersion: '1.0'
+SageMaker:
+  ProcessingJob:
+    NetworkConfig:
+      EnableNetworkIsolation: true
+    ProcessingOutputConfig:
+      KmsKeyId: from-sdk-defaults
+    Tags:
+      - Key: from-sdk-defaults
+        Value: x
+"""
 
 
-class _Recorder:
-    def __init__(self, **kwargs: Any) -> None:
-        self.kwargs = kwargs
+@dataclass(frozen=True)
+class Kit:
+    """The installed SDK major's pipeline classes, and one session without SDK defaults shared by the tests
+    (making a session costs the SDK about a second)."""
+
+    parameter_string: Any
+    pipeline: Any
+    pipeline_session: Any
+    session: Any
+
+
+_KITS: list[Kit] = []
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No connection beyond 127.0.0.1; no SDK defaults file from this machine (the SDK reads them when a
+    PipelineSession is made without ``sagemaker_config``)."""
+    connect = socket.socket.connect
+
+    def local_only(sock: socket.socket, address: Any) -> Any:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"network access to {address} while building a pipeline definition")
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", local_only)
+    no_defaults = tmp_path / "sagemaker-config.yaml"
+    no_defaults.write_text("")  # an empty file: no defaults, and no schema validation at each lookup (slow)
+    monkeypatch.setenv("SAGEMAKER_ADMIN_CONFIG_OVERRIDE", str(no_defaults))
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(no_defaults))
 
 
 @pytest.fixture
-def fake_sdk(monkeypatch: pytest.MonkeyPatch) -> dict[str, type]:
-    classes = {n: type(n, (_Recorder,), {}) for n in
-               ("Processor", "ProcessingInput", "ProcessingOutput", "ProcessingStep", "NetworkConfig")}
-    mods = {"sagemaker": types.ModuleType("sagemaker"),
-            "sagemaker.processing": types.ModuleType("sagemaker.processing"),
-            "sagemaker.network": types.ModuleType("sagemaker.network"),
-            "sagemaker.workflow": types.ModuleType("sagemaker.workflow"),
-            "sagemaker.workflow.steps": types.ModuleType("sagemaker.workflow.steps")}
-    for n in ("Processor", "ProcessingInput", "ProcessingOutput"):
-        setattr(mods["sagemaker.processing"], n, classes[n])
-    mods["sagemaker.network"].NetworkConfig = classes["NetworkConfig"]
-    mods["sagemaker.workflow.steps"].ProcessingStep = classes["ProcessingStep"]
-    for name, mod in mods.items():
-        monkeypatch.setitem(sys.modules, name, mod)
-    return classes
+def kit() -> Kit:
+    assert MAJOR is not None, "no SageMaker Python SDK: pip install -e '.[test]' installs it"
+    if not _KITS:  # made in the first test, under conftest's fake AWS environment
+        if MAJOR == 3:
+            from sagemaker.core.workflow.parameters import ParameterString
+            from sagemaker.core.workflow.pipeline_context import PipelineSession
+            from sagemaker.mlops.workflow.pipeline import Pipeline
+        else:
+            from sagemaker.workflow.parameters import ParameterString
+            from sagemaker.workflow.pipeline import Pipeline
+            from sagemaker.workflow.pipeline_context import PipelineSession
+        _KITS.append(Kit(ParameterString, Pipeline, PipelineSession, pipelines_step.pipeline_session()))
+    return _KITS[0]
 
 
-def _request_from_step(step: Any) -> dict[str, Any]:
-    """Rebuild the CreateProcessingJob request the SDK would send from the recorded constructor arguments."""
-    p = step.kwargs["processor"].kwargs
-    cluster = {"InstanceCount": p["instance_count"], "InstanceType": p["instance_type"],
-               "VolumeSizeInGB": p["volume_size_in_gb"]}
-    if p["volume_kms_key"]:
-        cluster["VolumeKmsKeyId"] = p["volume_kms_key"]
-    req: dict[str, Any] = {
-        "ProcessingJobName": "job-1", "RoleArn": p["role"],
-        "AppSpecification": {"ImageUri": p["image_uri"], "ContainerEntrypoint": p["entrypoint"],
-                             "ContainerArguments": step.kwargs["job_arguments"]},
-        "ProcessingResources": {"ClusterConfig": cluster},
-        "StoppingCondition": {"MaxRuntimeInSeconds": p["max_runtime_in_seconds"]},
-    }
-    if step.kwargs["inputs"]:
-        req["ProcessingInputs"] = [{"InputName": i.kwargs["input_name"], "AppManaged": False, "S3Input": {
-            "S3Uri": i.kwargs["source"], "LocalPath": i.kwargs["destination"], "S3DataType": i.kwargs["s3_data_type"],
-            "S3InputMode": i.kwargs["s3_input_mode"],
-            "S3DataDistributionType": i.kwargs["s3_data_distribution_type"],
-            "S3CompressionType": i.kwargs["s3_compression_type"]}} for i in step.kwargs["inputs"]]
-    if step.kwargs["outputs"]:
-        req["ProcessingOutputConfig"] = {"Outputs": [{"OutputName": o.kwargs["output_name"], "AppManaged": False,
-                                                      "S3Output": {"S3Uri": o.kwargs["destination"],
-                                                                   "LocalPath": o.kwargs["source"],
-                                                                   "S3UploadMode": o.kwargs["s3_upload_mode"]}}
-                                                     for o in step.kwargs["outputs"]]}
-        if p["output_kms_key"]:
-            req["ProcessingOutputConfig"]["KmsKeyId"] = p["output_kms_key"]
-    net = p["network_config"]
-    if net is not None:
-        n = net.kwargs
-        req["NetworkConfig"] = {k: v for k, v in (("EnableNetworkIsolation", n["enable_network_isolation"]),
-                                                  ("EnableInterContainerTrafficEncryption",
-                                                   n["encrypt_inter_container_traffic"])) if v}
-        if n["subnets"]:
-            req["NetworkConfig"]["VpcConfig"] = {"SecurityGroupIds": n["security_group_ids"], "Subnets": n["subnets"]}
-    if p["env"]:
-        req["Environment"] = p["env"]
-    if p["tags"]:
-        req["Tags"] = p["tags"]
-    return req
+def _definition(kit: Kit, steps: list[Any], parameters: list[Any] = ()) -> dict[str, Any]:
+    pipeline = kit.pipeline(name="dummy-training", parameters=list(parameters), steps=steps,
+                            sagemaker_session=kit.session)
+    return json.loads(pipeline.definition())
 
 
-@pytest.mark.parametrize("s3_direct", [False, True])
-def test_step_carries_the_launchers_request(fake_sdk: dict[str, type], s3_direct: bool) -> None:
-    from dummy_training.sagemaker.pipelines_step import processing_step
-
-    fields = {"instance_type": "ml.c5.xlarge", "volume_size_gb": 64, "max_runtime_seconds": 900,
-              "volume_kms_key_id": "vk", "output_kms_key_id": "ok", "subnets": ["s-1"], "security_group_ids": ["g-1"],
-              "enable_inter_container_traffic_encryption": True, "environment": {"A": "1"}, "tags": {"t": "v"}}
-    step = processing_step("repack", role_arn=ROLE, image_uri="img:1", model_s3_uri="s3://b/m/model.tar.gz",
-                           hyperparameters_s3_uri="s3://b/h/hyperparameters.json", output_s3_uri="s3://b/out",
-                           s3_direct=s3_direct, step_kwargs={"display_name": "Repack"}, **fields)
-    expected = processing_job.build_create_processing_job_request(processing_job.ProcessingJobSpec(
-        job_name="job-1", role_arn=ROLE, image_uri="img:1", model_s3_uri="s3://b/m/model.tar.gz",
-        hyperparameters_s3_uri="s3://b/h/hyperparameters.json", output_s3_uri="s3://b/out", s3_direct=s3_direct,
-        **fields))
-    assert _request_from_step(step) == expected
-    assert step.kwargs["name"] == "repack" and step.kwargs["display_name"] == "Repack"
-    assert step.kwargs["processor"].kwargs["entrypoint"] == list(contract.CONTAINER_ENTRYPOINT)
+def _steps(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Name"]: s for s in definition["Steps"]}
 
 
-def test_pipeline_variables_are_substituted_for_the_uris(fake_sdk: dict[str, type]) -> None:
-    from dummy_training.sagemaker.pipelines_step import processing_step
-
-    model_param, out_param = object(), object()  # stand-ins for ParameterString / step properties
-    step = processing_step("repack", role_arn=ROLE, image_uri="img:1", model_s3_uri=model_param,
-                           output_s3_uri=out_param)
-    (inp,) = step.kwargs["inputs"]
-    assert inp.kwargs["source"] is model_param
-    assert inp.kwargs["destination"] == contract.CONTAINER_MODEL_DIR
-    (out,) = step.kwargs["outputs"]
-    assert out.kwargs["destination"] is out_param
-    direct = processing_step("repack", role_arn=ROLE, image_uri="img:1", model_s3_uri=model_param,
-                             output_s3_uri=out_param, s3_direct=True)
-    args = direct.kwargs["job_arguments"]
-    assert args[args.index(contract.MODEL.flag) + 1] is model_param
-    assert args[args.index(contract.OUTPUT_URI.flag) + 1] is out_param
+def _launchers_request(*, model: str, output: str, hyperparameters: str | None = None, role: str = ROLE,
+                       image: str = IMAGE, variables: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+    """The KFP launcher's CreateProcessingJob request as a pipeline definition states it: ``variables`` maps a
+    URI to the pipeline variable that replaces it; SageMaker Pipelines names the job (no ProcessingJobName);
+    a NetworkConfig states EnableNetworkIsolation (the API's default, False, when the request has none)."""
+    request = processing_job.build_create_processing_job_request(processing_job.ProcessingJobSpec(
+        job_name="launcher-job", role_arn=role, image_uri=image, model_s3_uri=model, output_s3_uri=output,
+        hyperparameters_s3_uri=hyperparameters, **fields))
+    request.pop("ProcessingJobName")
+    if "NetworkConfig" in request:
+        request["NetworkConfig"].setdefault("EnableNetworkIsolation", False)
+    return _replace(request, {uri: variable.expr for uri, variable in (variables or {}).items()})
 
 
-def test_without_the_sdk_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dummy_training.sagemaker.pipelines_step import processing_step
+def _replace(value: Any, exprs: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        return exprs.get(value, value)
+    if isinstance(value, list):
+        return [_replace(v, exprs) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace(v, exprs) for k, v in value.items()}
+    return value
 
-    monkeypatch.setitem(sys.modules, "sagemaker", None)  # import sagemaker -> ImportError
-    with pytest.raises(RuntimeIOError, match="pip install 'sagemaker"):
-        processing_step("repack", role_arn=ROLE, image_uri="img:1", model_s3_uri="s3://b/m", output_s3_uri="s3://b/o")
+
+# ------------------------------------------------------------------------------------- the step's arguments
+@pytest.mark.parametrize("s3_direct", [False, True], ids=["staged", "s3_direct"])
+def test_the_definition_carries_the_launchers_request(kit: Kit, s3_direct: bool) -> None:
+    model = kit.parameter_string("ModelS3Uri", default_value="s3://b/m/model.tar.gz")
+    hyperparameters = kit.parameter_string("HyperparametersS3Uri", default_value="s3://b/h/hyperparameters.json")
+    output = kit.parameter_string("OutputS3Uri", default_value="s3://b/out")
+    step = processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri=model,
+                           hyperparameters_s3_uri=hyperparameters, output_s3_uri=output, s3_direct=s3_direct,
+                           step_kwargs={"display_name": "Repack the model", "description": "dummy training"},
+                           **ALL_FIELDS)
+    definition = _definition(kit, [step], [model, hyperparameters, output])
+
+    (got,) = definition["Steps"]
+    assert (got["Name"], got["Type"], got["DisplayName"], got["Description"]) == (
+        "Repack", "Processing", "Repack the model", "dummy training")
+    # the same variables stand where the launcher has URIs
+    uris = {"s3://v/model.tar.gz": model, "s3://v/hyperparameters.json": hyperparameters, "s3://v/out": output}
+    expected = _launchers_request(model="s3://v/model.tar.gz", hyperparameters="s3://v/hyperparameters.json",
+                                  output="s3://v/out", variables=uris, s3_direct=s3_direct, **ALL_FIELDS)
+    assert got["Arguments"] == expected  # every field: image, entrypoint, arguments, inputs, output, role, ...
+
+    args = got["Arguments"]
+    assert args["AppSpecification"]["ContainerEntrypoint"] == list(contract.CONTAINER_ENTRYPOINT)
+    assert args["ProcessingResources"]["ClusterConfig"] == {
+        "InstanceType": "ml.c5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 64,
+        "VolumeKmsKeyId": ALL_FIELDS["volume_kms_key_id"]}
+    assert args["NetworkConfig"] == {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": True,
+                                     "VpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": ["subnet-1", "subnet-2"]}}
+    assert args["Environment"] == {"A": "1", contract.FSYNC_ENV: "1"}
+    assert args["Tags"] == [{"Key": "team", "Value": "ml"}, {"Key": "cost-center", "Value": "42"}]
+    assert args["StoppingCondition"] == {"MaxRuntimeInSeconds": 900}
+    container_args = args["AppSpecification"]["ContainerArguments"]
+    if s3_direct:
+        assert "ProcessingInputs" not in args and "ProcessingOutputConfig" not in args
+        assert container_args == [contract.MODEL.flag, model.expr, contract.OUTPUT_URI.flag, output.expr,
+                                  contract.HYPERPARAMETERS.flag, hyperparameters.expr]
+    else:
+        inputs = {i["InputName"]: i["S3Input"] for i in args["ProcessingInputs"]}
+        assert inputs[contract.PROCESSING_INPUT_MODEL]["S3Uri"] == model.expr
+        assert inputs[contract.PROCESSING_INPUT_MODEL]["LocalPath"] == contract.CONTAINER_MODEL_DIR
+        assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]["S3Uri"] == hyperparameters.expr
+        assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]["LocalPath"] == contract.CONTAINER_CONFIG_DIR
+        (out,) = args["ProcessingOutputConfig"]["Outputs"]
+        assert out["OutputName"] == contract.PROCESSING_OUTPUT_MODEL
+        assert out["S3Output"]["S3Uri"] == output.expr
+        assert out["S3Output"]["LocalPath"] == contract.CONTAINER_OUTPUT_DIR
+        assert args["ProcessingOutputConfig"]["KmsKeyId"] == ALL_FIELDS["output_kms_key_id"]
+        assert container_args[container_args.index(contract.OUTPUT_DIR.flag) + 1] == contract.CONTAINER_OUTPUT_DIR
 
 
-def test_with_the_real_sdk_v2_the_step_arguments_are_the_request() -> None:
-    sagemaker = pytest.importorskip("sagemaker.workflow.steps", reason="SageMaker SDK v2 not installed")
-    assert sagemaker
-    from sagemaker.workflow.pipeline_context import PipelineSession
+@pytest.mark.parametrize(("s3_direct", "fields"), [
+    (False, {}),
+    (True, {}),
+    (False, {"enable_network_isolation": True}),
+    (False, {"enable_inter_container_traffic_encryption": True}),
+], ids=["staged-defaults", "s3_direct-defaults", "network-isolation", "traffic-encryption-only"])
+def test_plain_uris_and_defaults_give_the_launchers_request_and_nothing_more(
+        kit: Kit, s3_direct: bool, fields: dict[str, Any]) -> None:
+    step = processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m/model.tar.gz",
+                           output_s3_uri="s3://b/out", s3_direct=s3_direct, sagemaker_session=kit.session, **fields)
+    (got,) = _definition(kit, [step])["Steps"]
+    assert got["Arguments"] == _launchers_request(model="s3://b/m/model.tar.gz", output="s3://b/out",
+                                                  s3_direct=s3_direct, **fields)
 
-    from dummy_training.sagemaker.pipelines_step import processing_step
 
-    session = PipelineSession(default_bucket="b")
-    step = processing_step("repack", role_arn=ROLE, image_uri="img:1", model_s3_uri="s3://b/m/model.tar.gz",
-                           output_s3_uri="s3://b/out", sagemaker_session=session)
-    args = step.arguments
-    expected = processing_job.build_create_processing_job_request(processing_job.ProcessingJobSpec(
-        job_name="x", role_arn=ROLE, image_uri="img:1", model_s3_uri="s3://b/m/model.tar.gz",
-        output_s3_uri="s3://b/out"))
-    assert args["AppSpecification"] == expected["AppSpecification"]
-    assert args["ProcessingInputs"] == expected["ProcessingInputs"]
+def test_a_step_property_can_be_the_model(kit: Kit) -> None:
+    first = processing_step("First", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m/model.tar.gz",
+                            output_s3_uri="s3://b/first", sagemaker_session=kit.session)
+    second = processing_step("Second", role_arn=ROLE, image_uri=IMAGE, model_s3_uri=output_s3_uri(first),
+                             output_s3_uri="s3://b/second", s3_direct=True, sagemaker_session=kit.session)
+    steps = _steps(_definition(kit, [first, second]))
+    property_expr = {"Get": f"Steps.First.ProcessingOutputConfig.Outputs['{contract.PROCESSING_OUTPUT_MODEL}']"
+                            ".S3Output.S3Uri"}
+    assert steps["Second"]["Arguments"]["AppSpecification"]["ContainerArguments"][1] == property_expr
+
+
+# ------------------------------------------------------------------------------------- downstream
+@pytest.mark.parametrize("s3_direct", [False, True], ids=["staged", "s3_direct"])
+def test_a_downstream_step_takes_the_output_property(kit: Kit, s3_direct: bool) -> None:
+    output = kit.parameter_string("OutputS3Uri", default_value="s3://b/out")
+    repack = processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m/model.tar.gz",
+                             output_s3_uri=output, s3_direct=s3_direct, sagemaker_session=kit.session)
+    uri = output_s3_uri(repack)
+    # a packaging step: the same image, the repacked model as its input
+    downstream = step_from_request("Package", {
+        "RoleArn": ROLE,
+        "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["python3", "-m", "tarfile", "-l"],
+                             "ContainerArguments": ["/opt/ml/processing/input/repacked/model.tar.gz"]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                  "VolumeSizeInGB": 30}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "ProcessingInputs": [processing_job._s3_input("repacked", uri, "/opt/ml/processing/input/repacked")],
+    }, sagemaker_session=kit.session)
+    steps = _steps(_definition(kit, [repack, downstream], [output]))
+
+    if s3_direct:  # where the launcher reads it too: the argument after --output-uri
+        position = steps["Repack"]["Arguments"]["AppSpecification"]["ContainerArguments"].index(
+            contract.OUTPUT_URI.flag) + 1
+        expected = {"Get": f"Steps.Repack.AppSpecification.ContainerArguments[{position}]"}
+    else:
+        expected = {"Get": f"Steps.Repack.ProcessingOutputConfig.Outputs['{contract.PROCESSING_OUTPUT_MODEL}']"
+                           ".S3Output.S3Uri"}
+    assert uri.expr == expected
+    (package_input,) = steps["Package"]["Arguments"]["ProcessingInputs"]
+    assert package_input["S3Input"]["S3Uri"] == expected
+    # SageMaker Pipelines orders steps by the properties they read: the repack step comes first
+    assert "DependsOn" not in steps["Package"]
+
+
+def test_output_s3_uri_of_a_foreign_step_is_an_error(kit: Kit) -> None:
+    other = step_from_request("Other", {
+        "RoleArn": ROLE, "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["true"],
+                                              "ContainerArguments": ["--output-uri"]},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                  "VolumeSizeInGB": 30}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600}}, sagemaker_session=kit.session)
+    with pytest.raises(InvalidInputError, match="no dummy-training model output"):
+        output_s3_uri(other)
+
+
+# ------------------------------------------------------------------------------------- sessions, validation
+def test_the_steps_own_session_ignores_the_sdk_defaults_a_given_session_applies_them(
+        kit: Kit, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    defaults = tmp_path / "config.yaml"
+    defaults.write_text(SDK_DEFAULTS_YAML)
+    monkeypatch.setenv("SAGEMAKER_USER_CONFIG_OVERRIDE", str(defaults))
+    kwargs = {"role_arn": ROLE, "image_uri": IMAGE, "model_s3_uri": "s3://b/m/model.tar.gz",
+              "output_s3_uri": "s3://b/out"}
+    own = processing_step("Own", **kwargs)
+    given = processing_step("Given", sagemaker_session=kit.pipeline_session(), **kwargs)
+    steps = _steps(_definition(kit, [own, given]))
+
+    assert steps["Own"]["Arguments"] == _launchers_request(model="s3://b/m/model.tar.gz", output="s3://b/out")
+    applied = steps["Given"]["Arguments"]
+    assert applied["NetworkConfig"]["EnableNetworkIsolation"] is True
+    assert applied["ProcessingOutputConfig"]["KmsKeyId"] == "from-sdk-defaults"
+    assert {"Key": "from-sdk-defaults", "Value": "x"} in applied["Tags"]
+
+
+def test_a_session_that_would_start_jobs_is_refused(kit: Kit) -> None:
+    with pytest.raises(InvalidInputError, match="must be a .*PipelineSession"):
+        processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m", output_s3_uri="s3://b/o",
+                        sagemaker_session=object())
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("model_s3_uri", "/data/model.tar.gz", "model must be an s3:// URI"),
+    ("output_s3_uri", "./out", "output must be an s3:// URI"),
+    ("hyperparameters_s3_uri", "hyperparameters.json", "hyperparameters must be an s3:// URI"),
+    ("role_arn", "dummy-training", "invalid role ARN"),
+])
+def test_plain_values_are_validated_like_the_launchers(kit: Kit, field: str, value: str, message: str) -> None:
+    kwargs = {"role_arn": ROLE, "image_uri": IMAGE, "model_s3_uri": "s3://b/m", "output_s3_uri": "s3://b/o",
+              field: value}
+    with pytest.raises(InvalidInputError, match=message):
+        processing_step("Repack", **kwargs)
+
+
+def test_s3_direct_with_network_isolation_is_refused(kit: Kit) -> None:
+    with pytest.raises(InvalidInputError, match="cannot run with network isolation"):
+        processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m", output_s3_uri="s3://b/o",
+                        s3_direct=True, enable_network_isolation=True)
+
+
+# ------------------------------------------------------------------------------------- which SDK
+def test_the_detected_major_is_the_installed_distributions() -> None:
+    assert MAJOR is not None, "no SageMaker Python SDK: pip install -e '.[test]' installs it"
+    assert int(importlib.metadata.version("sagemaker").split(".")[0]) == MAJOR
+
+
+def test_without_an_sdk_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # as if no sagemaker distribution were installed: every sagemaker module blocked
+    for name in [n for n in sys.modules if n == "sagemaker" or n.startswith("sagemaker.")] + ["sagemaker"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    assert pipelines_step.installed_sdk_major() is None
+    with pytest.raises(RuntimeIOError) as info:
+        processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m", output_s3_uri="s3://b/o")
+    message = str(info.value)
+    assert "\n" not in message
+    assert "pip install 'kfp-sagemaker-dummy-training[sagemaker]'" in message and "'sagemaker>=3'" in message
+    assert info.value.exit_code == EXIT_RUNTIME
+
+
+def _fresh_python(code: str, tmp_path: Path, *, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """``code`` in a new interpreter (the SDK not yet imported) with this process's AWS isolation."""
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(HOME=str(tmp_path), SAGEMAKER_SUPPRESS_V2_WARNING="1")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+
+
+def test_without_a_region_the_error_says_what_to_set(tmp_path: Path) -> None:
+    code = ("from dummy_training.errors import RuntimeIOError\n"
+            "from dummy_training.sagemaker.pipelines_step import processing_step\n"
+            "try:\n"
+            f"    processing_step('Repack', role_arn={ROLE!r}, image_uri='img:1', model_s3_uri='s3://b/m',"
+            " output_s3_uri='s3://b/o')\n"
+            "except RuntimeIOError as exc:\n"
+            "    print('ERROR', exc)\n")
+    proc = _fresh_python(code, tmp_path, unset=("AWS_DEFAULT_REGION", "AWS_REGION"))
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("ERROR")]
+    assert "needs an AWS region" in line and "AWS_DEFAULT_REGION" in line
+
+
+# ------------------------------------------------------------------------------------- the README example
+def test_the_readme_shows_the_example_file() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### SageMaker Pipelines", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    example = EXAMPLE.read_text(encoding="utf-8")
+    assert block.strip() in example, "README's SageMaker Pipelines example differs from docs/examples"
+
+
+@pytest.mark.skipif(MAJOR != 3, reason="the README example is written for the SDK v3 API")
+def test_the_readme_example_defines_the_launchers_request_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    # as a script, here (the SDK is imported already): region and fake credentials from conftest, no metadata
+    # lookup, no SDK defaults files, no connection beyond 127.0.0.1 (_offline)
+    namespace = runpy.run_path(str(EXAMPLE), run_name="__main__")
+    definition = json.loads(capsys.readouterr().out)
+    assert definition == json.loads(namespace["pipeline"].definition())
+    params = {p["Name"]: p for p in definition["Parameters"]}
+    steps = _steps(definition)
+
+    def get(name: str) -> dict[str, str]:
+        return {"Get": f"Parameters.{name}"}
+
+    expected = _launchers_request(
+        model=params["ModelS3Uri"]["DefaultValue"], output=params["OutputS3Uri"]["DefaultValue"],
+        hyperparameters=params["HyperparametersS3Uri"]["DefaultValue"], role=namespace["ROLE"],
+        image=namespace["IMAGE"], instance_type="ml.m5.xlarge")
+    expected = _replace(expected, {params[n]["DefaultValue"]: get(n) for n in params})
+    assert steps["Repack"]["Arguments"] == expected
+    (checked,) = steps["Check"]["Arguments"]["ProcessingInputs"]
+    assert checked["S3Input"]["S3Uri"] == {
+        "Get": f"Steps.Repack.ProcessingOutputConfig.Outputs['{contract.PROCESSING_OUTPUT_MODEL}'].S3Output.S3Uri"}
+    assert steps["Check"]["Arguments"]["AppSpecification"]["ImageUri"] == \
+        steps["Repack"]["Arguments"]["AppSpecification"]["ImageUri"]
