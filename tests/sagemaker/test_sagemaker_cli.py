@@ -191,14 +191,23 @@ def test_request_matches_the_contract_and_the_repack_cli(s3_direct: bool, with_h
         assert getattr(args, contract.MODEL.name) == "s3://b/m/model.tar.gz"
         assert getattr(args, contract.OUTPUT_URI.name) == "s3://b/runs/job-1/output"
         assert getattr(args, contract.HYPERPARAMETERS.name) == staged.hyperparameters_s3_uri
+        # the job writes its own report and result straight to S3, beside the output prefix
+        assert args.report == f"s3://b/runs/job-1/report/{contract.REPORT_FILENAME}"
+        assert args.result_json == f"s3://b/runs/job-1/report/{contract.RESULT_FILENAME}"
         return
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
     assert inputs[contract.PROCESSING_INPUT_MODEL]["LocalPath"] == contract.CONTAINER_MODEL_DIR
     assert getattr(args, contract.MODEL.name) == contract.CONTAINER_MODEL_DIR
-    (output,) = request["ProcessingOutputConfig"]["Outputs"]
+    output, report = request["ProcessingOutputConfig"]["Outputs"]
     assert output["OutputName"] == contract.PROCESSING_OUTPUT_MODEL
     assert output["S3Output"]["LocalPath"] == contract.CONTAINER_OUTPUT_DIR
     assert getattr(args, contract.OUTPUT_DIR.name) == contract.CONTAINER_OUTPUT_DIR
+    # the job's own report channel: its files in the report dir, uploaded beside (not into) the output prefix
+    assert report["OutputName"] == contract.PROCESSING_OUTPUT_REPORT
+    assert report["S3Output"] == {"S3Uri": "s3://b/runs/job-1/report", "LocalPath": contract.CONTAINER_REPORT_DIR,
+                                  "S3UploadMode": "EndOfJob"}
+    assert args.report == f"{contract.CONTAINER_REPORT_DIR}/{contract.REPORT_FILENAME}"
+    assert args.result_json == f"{contract.CONTAINER_REPORT_DIR}/{contract.RESULT_FILENAME}"
     if with_hp:
         assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]["LocalPath"] == contract.CONTAINER_CONFIG_DIR
         assert getattr(args, contract.HYPERPARAMETERS.name) == contract.CONTAINER_CONFIG_DIR
@@ -209,6 +218,8 @@ def test_request_matches_the_contract_and_the_repack_cli(s3_direct: bool, with_h
     opt_ml = contract.DEFAULT_OPT_ML_ROOT
     assert str(contract.processing_model_dir()).replace(str(contract.opt_ml_root()), opt_ml) == \
         contract.CONTAINER_MODEL_DIR
+    assert str(contract.processing_report_dir()).replace(str(contract.opt_ml_root()), opt_ml) == \
+        contract.CONTAINER_REPORT_DIR
 
 
 def test_cli_flags_cover_every_launch_config_field() -> None:
