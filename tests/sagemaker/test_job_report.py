@@ -183,4 +183,7 @@ def test_demote_headings_leaves_code_blocks_and_non_headings_alone() -> None:
     assert report.demote_headings(text) == (
         "## Title\n\nA #hashtag line\n#not-a-heading\n### Sub\n````md\n# in code\n```\n# still code\n````\n#### End")
     assert report.demote_headings("###### six") == "###### six"  # Markdown has no seventh level
+    # raw HTML from whatever wrote the object is shown as text; a code block is shown as it is
+    assert report.demote_headings('<img src=x onerror="alert(1)">\n```\n<b>\n```') == (
+        '&lt;img src=x onerror="alert(1)">\n```\n<b>\n```')
 

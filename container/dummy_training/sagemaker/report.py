@@ -133,7 +133,9 @@ def _status_line(job: JobSummary) -> str:
 
 def demote_headings(markdown: str, levels: int = 1) -> str:
     """``markdown`` with every ATX heading ``levels`` deeper (``#`` -> ``##``), fenced code blocks left alone: a
-    report nested under another's heading."""
+    report nested under another's heading. Outside code blocks ``<`` becomes ``&lt;``: the nested report is read
+    from S3, and the repack's own renderer never writes a raw ``<`` there, so whatever else wrote one gets no raw
+    HTML into the page."""
     out: list[str] = []
     fence = ""
     for line in markdown.splitlines():
@@ -143,10 +145,12 @@ def demote_headings(markdown: str, levels: int = 1) -> str:
                 fence = ""
         elif stripped.startswith("```"):
             fence = stripped[:len(stripped) - len(stripped.lstrip("`"))]
-        elif len(line) - len(stripped) < 4 and stripped.startswith("#"):
-            hashes = len(stripped) - len(stripped.lstrip("#"))
-            if hashes <= 6 and (len(stripped) == hashes or stripped[hashes] in " \t"):
-                line = "#" * min(6, hashes + levels) + stripped[hashes:]
+        else:
+            if len(line) - len(stripped) < 4 and stripped.startswith("#"):
+                hashes = len(stripped) - len(stripped.lstrip("#"))
+                if hashes <= 6 and (len(stripped) == hashes or stripped[hashes] in " \t"):
+                    line = "#" * min(6, hashes + levels) + stripped[hashes:]
+            line = line.replace("<", "&lt;")
         out.append(line)
     return "\n".join(out)
 
