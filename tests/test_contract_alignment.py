@@ -60,3 +60,16 @@ def test_repack_flags_match_the_contract_parameters() -> None:
     flags = _flags(cli.build_parser(), "repack")
     for param in (*contract.REPACK_INPUTS, contract.OUTPUT_DIR, contract.OUTPUT_URI, contract.ENDPOINT_URL):
         assert param.flag in flags
+
+
+def test_the_jobs_report_channel_comes_from_the_contract(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The job's own report: the repack flags it is written with, and its directory under the (re-rootable)
+    /opt/ml, beside the model's output directory."""
+    flags = _flags(cli.build_parser(), "repack")
+    assert {contract.REPORT_FLAG, contract.RESULT_JSON_FLAG} <= flags
+    monkeypatch.setenv(contract.OPT_ML_ROOT_ENV, str(tmp_path))
+    assert contract.processing_report_dir() == tmp_path / "processing" / "output" / "report"
+    assert contract.processing_report_dir().parent == contract.processing_output_dir().parent
+    rel = contract.processing_report_dir().relative_to(tmp_path)
+    assert f"{contract.DEFAULT_OPT_ML_ROOT}/{rel}" == contract.CONTAINER_REPORT_DIR
+    assert contract.PROCESSING_OUTPUT_REPORT != contract.PROCESSING_OUTPUT_MODEL

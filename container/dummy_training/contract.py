@@ -29,6 +29,14 @@ CHANNEL_HYPERPARAMETERS = "hyperparameters_s3_uri"
 PROCESSING_INPUT_MODEL = "model"
 PROCESSING_INPUT_HYPERPARAMETERS = "config"
 PROCESSING_OUTPUT_MODEL = "model"
+#: The job's own report channel: the repack's Markdown report and its JSON result, uploaded next to (never into)
+#: the model's output prefix, where the launchers read them back (``<base>/<job>/report/``).
+PROCESSING_OUTPUT_REPORT = "report"
+REPORT_FILENAME = "report.md"
+RESULT_FILENAME = "result.json"
+#: Flags of ``dummy-training repack`` that write the report and the result (a path or an s3:// URI).
+REPORT_FLAG = "--report"
+RESULT_JSON_FLAG = "--result-json"
 
 OPT_ML_ROOT_ENV = "DUMMY_TRAINING_OPT_ML_ROOT"
 DEFAULT_OPT_ML_ROOT = "/opt/ml"
@@ -88,6 +96,10 @@ def processing_output_dir() -> Path:
     return _under("processing/output/model")
 
 
+def processing_report_dir() -> Path:
+    return _under("processing/output/report")
+
+
 def channel_dir(channel: str) -> Path:
     return _under(f"input/data/{channel}")
 
@@ -100,6 +112,7 @@ def code_dir() -> Path:
 CONTAINER_MODEL_DIR = f"{DEFAULT_OPT_ML_ROOT}/processing/input/model"
 CONTAINER_CONFIG_DIR = f"{DEFAULT_OPT_ML_ROOT}/processing/input/config"
 CONTAINER_OUTPUT_DIR = f"{DEFAULT_OPT_ML_ROOT}/processing/output/model"
+CONTAINER_REPORT_DIR = f"{DEFAULT_OPT_ML_ROOT}/processing/output/report"
 
 # labels used in the logs, as the design documents name them
 LABEL_CHANNEL = "[Input Channel]"

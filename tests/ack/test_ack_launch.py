@@ -90,6 +90,10 @@ def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoin
     name = "dummy-training-run-1234-task-repack"
     out_key = f"runs/{name}/output/model.tar.gz"
     s3.put_object(Bucket=bucket, Key=out_key, Body=b"repacked")  # what the job would have written
+    job_report = "# dummy-training repack: archive preserved\n\n**Decision: preserved.** (as the job wrote it)\n"
+    s3.put_object(Bucket=bucket, Key=f"runs/{name}/report/report.md", Body=job_report.encode())
+    s3.put_object(Bucket=bucket, Key=f"runs/{name}/report/result.json",
+                  Body=json.dumps({"decision": "preserved", "member_count": 4, "input_size": 8}).encode())
 
     result = ack_launcher.launch(cfg, options(kube, labels={"team": "ml"}))
 
@@ -126,6 +130,11 @@ def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoin
     assert f"[The job in the SageMaker console]({report.console_url('us-west-2', name)})" in text
     assert f"[Its CloudWatch log streams]({report.logs_console_url('us-west-2', name)})" in text
     assert report.metrics(job)["output_bytes"] == len(b"repacked")
+    # the job's own report, read from where the resource's spec says (its report output), nested below
+    assert "The job's repack: **preserved** (its own report is below)." in text
+    assert text.endswith("\n\n## dummy-training repack: archive preserved\n\n**Decision: preserved.** (as the job "
+                         "wrote it)\n")
+    assert (report.metrics(job)["members"], report.metrics(job)["input_bytes"]) == (4.0, 8.0)
 
 
 def test_missing_input_creates_nothing(kube, bucket, moto_endpoint) -> None:
@@ -211,9 +220,16 @@ def test_explicit_job_name_that_failed_is_not_rerun(kube, bucket, moto_endpoint,
 ])
 def test_job_outcomes(kube, bucket, moto_endpoint, model_file, final, error, match) -> None:
     kube.statuses = [status(CREATED), final()]
+    job = report.JobSummary(backend=ack_launcher.BACKEND)
     with pytest.raises(error, match=match):
-        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube), job=job)
     assert "DELETE" not in kube.methods()  # an ended job is left for `kubectl describe`
+    if job.status == "Failed":  # a job that ran is looked at for its own report; a rejected or stopped one is not
+        assert job.repack_note == (f"the job's own report was not found at s3://{bucket}/runs/dummy-training-"
+                                   "run-1234-task-repack/report/report.md (the repack writes it only when it "
+                                   "succeeds)")
+    else:
+        assert job.repack_note == "" and job.repack_report is None
 
 
 def test_interrupt_deletes_the_resource(kube, bucket, moto_endpoint, model_file) -> None:

@@ -27,6 +27,7 @@ def default_spec(**overrides: Any) -> ProcessingJobSpec:
         model_s3_uri="s3://stage-bucket/prefix/job/input/model/model.tar.gz",
         output_s3_uri="s3://out-bucket/models/job/",
         hyperparameters_s3_uri="s3://stage-bucket/prefix/job/input/config/hyperparameters.json",
+        report_s3_uri="s3://out-bucket/models/job-report/",  # as the launchers make it: beside the output prefix
     )
     kwargs.update(overrides)
     return ProcessingJobSpec(**kwargs)
@@ -52,6 +53,7 @@ def full_spec() -> ProcessingJobSpec:
 SPECS = {
     "default": default_spec,
     "no_hyperparameters": lambda: default_spec(hyperparameters_s3_uri=None),
+    "no_report": lambda: default_spec(report_s3_uri=None),
     "full": full_spec,
     "s3_direct": lambda: default_spec(s3_direct=True, model_s3_uri="s3://models/any-name.tgz",
                                       output_s3_uri="s3://out-bucket/models/job/model.tar.gz",
@@ -199,6 +201,19 @@ def test_s3_direct_manifest_has_no_inputs_or_outputs() -> None:
     assert "processingInputs" not in s and "processingOutputConfig" not in s
     args = s["appSpecification"]["containerArguments"]
     assert args[args.index(contract.MODEL.flag) + 1] == "s3://models/any-name.tgz"
+    assert args[args.index(contract.REPORT_FLAG) + 1] == "s3://out-bucket/models/job-report/report.md"
+    assert args[args.index(contract.RESULT_JSON_FLAG) + 1] == "s3://out-bucket/models/job-report/result.json"
+
+
+def test_staged_manifest_has_the_report_channel_in_ack_casing() -> None:
+    s = ack_manifest.build_manifest(default_spec())["spec"]
+    outputs = {o["outputName"]: o["s3Output"] for o in s["processingOutputConfig"]["outputs"]}
+    assert outputs[contract.PROCESSING_OUTPUT_REPORT] == {
+        "s3URI": "s3://out-bucket/models/job-report/", "localPath": contract.CONTAINER_REPORT_DIR,
+        "s3UploadMode": "EndOfJob"}
+    args = s["appSpecification"]["containerArguments"]
+    assert args[args.index(contract.REPORT_FLAG) + 1] == f"{contract.CONTAINER_REPORT_DIR}/report.md"
+    assert set(outputs) == {contract.PROCESSING_OUTPUT_MODEL, contract.PROCESSING_OUTPUT_REPORT}
 
 
 def test_sagemaker_request_values_are_valid_for_the_sagemaker_api_model(spec) -> None:

@@ -71,14 +71,15 @@ def _processing_request(image: str) -> dict:
     spec = ProcessingJobSpec(job_name="container-tier", role_arn="arn:aws:iam::123456789012:role/Processing",
                              image_uri=image, model_s3_uri="s3://bucket/in/model.tar.gz",
                              hyperparameters_s3_uri="s3://bucket/in/hyperparameters.json",
-                             output_s3_uri="s3://bucket/out/")
+                             output_s3_uri="s3://bucket/out/", report_s3_uri="s3://bucket/report/")
     return build_create_processing_job_request(spec)
 
 
-def _run_processing_job(engine: Engine, image: str, tmp_path: Path, output_dir: Path):  # noqa: ANN202
+def _run_processing_job(engine: Engine, image: str, tmp_path: Path, output_dir: Path,  # noqa: ANN202
+                        report_dir: Path):
     """Run the image as SageMaker would for ``_processing_request(image)``: each ProcessingInput's object
-    downloaded into a root-owned directory mounted at its LocalPath, the output directory at the output's
-    LocalPath, and the request's ContainerEntrypoint + ContainerArguments."""
+    downloaded into a root-owned directory mounted at its LocalPath, the output directories (the model's, the
+    job's own report's) at the outputs' LocalPaths, and the request's ContainerEntrypoint + ContainerArguments."""
     request = _processing_request(image)
     staged = {contract.PROCESSING_INPUT_MODEL: lambda d: write_example_model(d / contract.MODEL_FILENAME),
               contract.PROCESSING_INPUT_HYPERPARAMETERS:
@@ -88,8 +89,10 @@ def _run_processing_job(engine: Engine, image: str, tmp_path: Path, output_dir: 
         host = root_owned(engine, tmp_path / "inputs" / channel["InputName"])
         staged[channel["InputName"]](host).chmod(0o644)
         mounts.append((host, channel["S3Input"]["LocalPath"]))
-    (output,) = request["ProcessingOutputConfig"]["Outputs"]
-    mounts.append((output_dir, output["S3Output"]["LocalPath"]))
+    outputs = {o["OutputName"]: o["S3Output"]["LocalPath"] for o in request["ProcessingOutputConfig"]["Outputs"]}
+    assert set(outputs) == {contract.PROCESSING_OUTPUT_MODEL, contract.PROCESSING_OUTPUT_REPORT}
+    mounts.append((output_dir, outputs[contract.PROCESSING_OUTPUT_MODEL]))
+    mounts.append((report_dir, outputs[contract.PROCESSING_OUTPUT_REPORT]))
     app = request["AppSpecification"]
     assert app["ImageUri"] == image
     return engine.run(image, *app["ContainerArguments"], entrypoint=app["ContainerEntrypoint"], mounts=mounts)
@@ -98,27 +101,37 @@ def _run_processing_job(engine: Engine, image: str, tmp_path: Path, output_dir: 
 @pytest.mark.parametrize("image, output_owner", [(IMAGE, "image user"), (ROOT_IMAGE, "root")],
                          ids=["non-root image, writable output", "root image, root-owned output"])
 def test_sagemaker_processing_layout(engine: Engine, tmp_path: Path, image: str, output_owner: str) -> None:
-    out = tmp_path / "output"
-    out = writable_by_image(out) if output_owner == "image user" else root_owned(engine, out)
-    proc = _run_processing_job(engine, image, tmp_path, out)
+    out, report = tmp_path / "output", tmp_path / "report"
+    own = (lambda d: writable_by_image(d)) if output_owner == "image user" else (lambda d: root_owned(engine, d))
+    out, report = own(out), own(report)
+    proc = _run_processing_job(engine, image, tmp_path, out, report)
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in out.iterdir()] == [contract.MODEL_FILENAME]  # no temp file left beside it
     contents = _contents(out / contract.MODEL_FILENAME)
     _assert_injected(contents, EXAMPLE_HYPERPARAMETERS)
+    # the job's own report and result, in the report channel (what the launchers read back)
+    assert sorted(p.name for p in report.iterdir()) == [contract.REPORT_FILENAME, contract.RESULT_FILENAME]
+    text = (report / contract.REPORT_FILENAME).read_text()
+    assert text.startswith("# dummy-training repack: hyperparameters.json injected\n")
+    assert f"| Path | {contract.CONTAINER_OUTPUT_DIR}/{contract.MODEL_FILENAME} |".replace("_", "\\_") in text
+    result = json.loads((report / contract.RESULT_FILENAME).read_text())
+    assert result["decision"] == contract.DECISION_INJECTED
+    assert result["output_size"] == (out / contract.MODEL_FILENAME).stat().st_size
 
 
 def test_sagemaker_root_owned_output_needs_the_root_image(engine: Engine, tmp_path: Path) -> None:
     """SageMaker mounts /opt/ml/processing root-owned: the non-root image fails there with one line and exit 3
     (the documented reason for the -root variant; the root image succeeds: the case above)."""
     out = root_owned(engine, tmp_path / "output")
-    proc = _run_processing_job(engine, IMAGE, tmp_path, out)
+    report = root_owned(engine, tmp_path / "report")
+    proc = _run_processing_job(engine, IMAGE, tmp_path, out, report)
     errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
     assert proc.returncode == 3, proc.stderr
     assert len(errors) == 1 and errors[0].startswith("dummy-training: error: cannot write to the output directory")
     assert errors[0].endswith(f"{contract.CONTAINER_OUTPUT_DIR}: Permission denied (owned by uid 0, mode 0755; "
                               f"this process runs as uid {IMAGE_UID})")
     assert "Traceback" not in proc.stderr
-    assert list(out.iterdir()) == []
+    assert list(out.iterdir()) == [] and list(report.iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------------------- S3 to S3

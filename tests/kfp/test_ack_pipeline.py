@@ -84,3 +84,10 @@ def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, buck
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
     assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"
     assert result.metadata[contract.OUTPUT_JOB_ARN].endswith(f"processing-job/{name}")
+    # the task's report: the job, then the job's own repack report (written by the played job beside its output)
+    report = result.report_path.read_text()
+    assert report.startswith("# dummy-training on ACK: Completed")
+    assert "The job's repack: **injected** (its own report is below)." in report
+    assert "\n## dummy-training repack: hyperparameters.json injected\n" in report
+    assert "| 1 | weights.bin | file | 5 bytes |" in report
+    assert result.metrics["members"] == 1 and result.metrics["injected"] == 1

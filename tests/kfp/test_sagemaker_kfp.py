@@ -117,6 +117,12 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     assert f"[Its CloudWatch log streams]({logs_console_url('us-east-1', name)})" in report
     assert result.metrics["billable_seconds"] >= 0 and result.metrics["instance_count"] == 1
     assert result.metrics["output_bytes"] == result.output.stat().st_size
+    # and the job's own repack report below it, read from <base>/<job>/report/; its figures in the metrics
+    assert "The job's repack: **injected** (its own report is below)." in report
+    assert "\n## dummy-training repack: hyperparameters.json injected\n" in report
+    assert "| 1 | weights.bin | file | 5 bytes |" in report
+    assert f"| The job's report (S3) | s3://{bucket}/runs/{name}/report/report.md |".replace("_", "\\_") in report
+    assert result.metrics["members"] == 1 and result.metrics["injected"] == 1
 
 
 def test_failed_launch_still_writes_and_logs_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -63,9 +63,10 @@ def test_request_staged_mode_uses_contract_paths_and_names() -> None:
     assert inputs[contract.PROCESSING_INPUT_MODEL]["LocalPath"] == contract.CONTAINER_MODEL_DIR
     assert inputs[contract.PROCESSING_INPUT_MODEL]["S3Uri"] == "s3://b/in/model.tar.gz"
     assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]["LocalPath"] == contract.CONTAINER_CONFIG_DIR
-    (out,) = req["ProcessingOutputConfig"]["Outputs"]
+    (out,) = req["ProcessingOutputConfig"]["Outputs"]  # no report_s3_uri: no report channel
     assert out["OutputName"] == contract.PROCESSING_OUTPUT_MODEL
     assert out["S3Output"]["LocalPath"] == contract.CONTAINER_OUTPUT_DIR
+    assert contract.REPORT_FLAG not in req["AppSpecification"]["ContainerArguments"]
     cluster = req["ProcessingResources"]["ClusterConfig"]
     assert cluster == {"InstanceCount": contract.DEFAULT_INSTANCE_COUNT,
                        "InstanceType": contract.DEFAULT_INSTANCE_TYPE,
@@ -74,9 +75,38 @@ def test_request_staged_mode_uses_contract_paths_and_names() -> None:
     assert "NetworkConfig" not in req and "Environment" not in req and "Tags" not in req
 
 
+def test_report_channel_staged_is_a_second_output_beside_the_models() -> None:
+    req = build_create_processing_job_request(spec(output_s3_uri="s3://b/runs/j/output",
+                                                   report_s3_uri="s3://b/runs/j/report"))
+    model, report = req["ProcessingOutputConfig"]["Outputs"]
+    assert model["OutputName"] == contract.PROCESSING_OUTPUT_MODEL
+    assert report == {"OutputName": contract.PROCESSING_OUTPUT_REPORT, "AppManaged": False,
+                      "S3Output": {"S3Uri": "s3://b/runs/j/report", "LocalPath": contract.CONTAINER_REPORT_DIR,
+                                   "S3UploadMode": "EndOfJob"}}
+    args = req["AppSpecification"]["ContainerArguments"]
+    assert args[-4:] == [contract.REPORT_FLAG, f"{contract.CONTAINER_REPORT_DIR}/{contract.REPORT_FILENAME}",
+                         contract.RESULT_JSON_FLAG, f"{contract.CONTAINER_REPORT_DIR}/{contract.RESULT_FILENAME}"]
+    assert f"{contract.DEFAULT_OPT_ML_ROOT}/processing/output/report" == contract.CONTAINER_REPORT_DIR
+
+
+def test_report_channel_s3_direct_is_written_by_the_container() -> None:
+    req = build_create_processing_job_request(spec(s3_direct=True, report_s3_uri="s3://b/runs/j/report/"))
+    assert "ProcessingOutputConfig" not in req
+    assert req["AppSpecification"]["ContainerArguments"][-4:] == [
+        contract.REPORT_FLAG, "s3://b/runs/j/report/report.md",
+        contract.RESULT_JSON_FLAG, "s3://b/runs/j/report/result.json"]
+
+
+@pytest.mark.parametrize("report", ["s3://b/out/", "s3://b/out", "s3://b/out/report"])
+def test_report_channel_inside_the_output_prefix_is_refused(report: str) -> None:
+    with pytest.raises(InvalidInputError, match="beside the model's output prefix"):
+        build_create_processing_job_request(spec(report_s3_uri=report))
+    build_create_processing_job_request(spec(report_s3_uri="s3://b/out-report"))  # a sibling is fine
+
+
 @pytest.mark.parametrize("s3_direct", [False, True])
 def test_container_arguments_are_accepted_by_the_repack_cli(s3_direct: bool) -> None:
-    s = spec(hyperparameters_s3_uri="s3://b/in/hp.json", s3_direct=s3_direct)
+    s = spec(hyperparameters_s3_uri="s3://b/in/hp.json", s3_direct=s3_direct, report_s3_uri="s3://b/report")
     req = build_create_processing_job_request(s)
     argv = [*req["AppSpecification"]["ContainerEntrypoint"][1:], *req["AppSpecification"]["ContainerArguments"]]
     args = cli.build_parser().parse_args(argv)
@@ -86,10 +116,13 @@ def test_container_arguments_are_accepted_by_the_repack_cli(s3_direct: bool) -> 
         assert args.hyperparameters == s.hyperparameters_s3_uri
         assert args.output_uri == s.output_s3_uri
         assert "ProcessingInputs" not in req and "ProcessingOutputConfig" not in req
+        assert (args.report, args.result_json) == ("s3://b/report/report.md", "s3://b/report/result.json")
     else:
         assert args.model == contract.CONTAINER_MODEL_DIR
         assert args.hyperparameters == contract.CONTAINER_CONFIG_DIR
         assert args.output_dir == contract.CONTAINER_OUTPUT_DIR
+        assert args.report == f"{contract.CONTAINER_REPORT_DIR}/report.md"
+        assert args.result_json == f"{contract.CONTAINER_REPORT_DIR}/result.json"
 
 
 def test_request_full_options() -> None:
@@ -112,6 +145,7 @@ def test_request_full_options() -> None:
 @pytest.mark.parametrize(("kw", "needle"), [
     ({"role_arn": "not-an-arn"}, "invalid role ARN"),
     ({"model_s3_uri": "/local/model.tar.gz"}, "must be an s3:// URI"),
+    ({"report_s3_uri": "/local/report"}, "report must be an s3:// URI"),
     ({"subnets": ["subnet-1"]}, "both subnets and security group"),
     ({"s3_direct": True, "enable_network_isolation": True}, "network isolation"),
     ({"instance_count": 0}, "instance_count"),

@@ -3,6 +3,7 @@ agrees with the contract and with what `dummy-training repack` accepts."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -113,6 +114,35 @@ def test_report_is_written_for_a_completed_and_for_a_failed_job(s3, bucket: str,
     assert text.startswith("# dummy-training on SageMaker: Completed")
     assert f"| Model (S3) | s3://{bucket}/runs/done-job/output/model.tar.gz |".replace("_", "\\_") in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.md", "failed.md"]
+    # neither job ran a repack here: each report says why the job's own report is missing
+    assert (f"## The job's repack\n\nthe job's own report was not found at s3://{bucket}/runs/done-job/report/"
+            "report.md (an image older than the launcher?)") in text
+    assert (f"the job's own report was not found at s3://{bucket}/runs/sigterm-job/report/report.md (the repack "
+            "writes it only when it succeeds)") in (tmp_path / "failed.md").read_text()
+
+
+def test_report_and_result_json_carry_the_jobs_own(s3, bucket: str, moto_endpoint: str, tmp_path: Path) -> None:
+    """The job played from the request (the repack run on this machine, its outputs uploaded to moto)."""
+    from fake_sagemaker import PlaySageMaker
+    from s3_helpers import big_model
+
+    s3.put_object(Bucket=bucket, Key="m/model.tar.gz", Body=big_model(1, with_hyperparameters=True))
+    fake = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"))
+    endpoint = fake.start()
+    try:
+        res = _run([*_base_args(bucket), "--report", str(tmp_path / "r.md"), "--result-json", str(tmp_path / "r.json")],
+                   {"AWS_ENDPOINT_URL": moto_endpoint, "AWS_ENDPOINT_URL_SAGEMAKER": endpoint})
+    finally:
+        fake.stop()
+    assert res.returncode == 0, res.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert text.startswith("# dummy-training on SageMaker: Completed")
+    assert "The job's repack: **preserved** (its own report is below)." in text
+    assert "\n## dummy-training repack: archive preserved\n" in text and "**Decision: preserved.**" in text
+    assert "| 1 | config.json | file | 14 bytes |" in text
+    summary = json.loads((tmp_path / "r.json").read_text())
+    assert summary["repack"]["decision"] == contract.DECISION_PRESERVED
+    assert summary["repack"]["method"] == "copy"
 
 
 def test_no_credentials_is_one_line(bucket: str, moto_endpoint: str, tmp_path: Path) -> None:
@@ -191,14 +221,23 @@ def test_request_matches_the_contract_and_the_repack_cli(s3_direct: bool, with_h
         assert getattr(args, contract.MODEL.name) == "s3://b/m/model.tar.gz"
         assert getattr(args, contract.OUTPUT_URI.name) == "s3://b/runs/job-1/output"
         assert getattr(args, contract.HYPERPARAMETERS.name) == staged.hyperparameters_s3_uri
+        # the job writes its own report and result straight to S3, beside the output prefix
+        assert args.report == f"s3://b/runs/job-1/report/{contract.REPORT_FILENAME}"
+        assert args.result_json == f"s3://b/runs/job-1/report/{contract.RESULT_FILENAME}"
         return
     inputs = {i["InputName"]: i["S3Input"] for i in request["ProcessingInputs"]}
     assert inputs[contract.PROCESSING_INPUT_MODEL]["LocalPath"] == contract.CONTAINER_MODEL_DIR
     assert getattr(args, contract.MODEL.name) == contract.CONTAINER_MODEL_DIR
-    (output,) = request["ProcessingOutputConfig"]["Outputs"]
+    output, report = request["ProcessingOutputConfig"]["Outputs"]
     assert output["OutputName"] == contract.PROCESSING_OUTPUT_MODEL
     assert output["S3Output"]["LocalPath"] == contract.CONTAINER_OUTPUT_DIR
     assert getattr(args, contract.OUTPUT_DIR.name) == contract.CONTAINER_OUTPUT_DIR
+    # the job's own report channel: its files in the report dir, uploaded beside (not into) the output prefix
+    assert report["OutputName"] == contract.PROCESSING_OUTPUT_REPORT
+    assert report["S3Output"] == {"S3Uri": "s3://b/runs/job-1/report", "LocalPath": contract.CONTAINER_REPORT_DIR,
+                                  "S3UploadMode": "EndOfJob"}
+    assert args.report == f"{contract.CONTAINER_REPORT_DIR}/{contract.REPORT_FILENAME}"
+    assert args.result_json == f"{contract.CONTAINER_REPORT_DIR}/{contract.RESULT_FILENAME}"
     if with_hp:
         assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]["LocalPath"] == contract.CONTAINER_CONFIG_DIR
         assert getattr(args, contract.HYPERPARAMETERS.name) == contract.CONTAINER_CONFIG_DIR
@@ -209,6 +248,8 @@ def test_request_matches_the_contract_and_the_repack_cli(s3_direct: bool, with_h
     opt_ml = contract.DEFAULT_OPT_ML_ROOT
     assert str(contract.processing_model_dir()).replace(str(contract.opt_ml_root()), opt_ml) == \
         contract.CONTAINER_MODEL_DIR
+    assert str(contract.processing_report_dir()).replace(str(contract.opt_ml_root()), opt_ml) == \
+        contract.CONTAINER_REPORT_DIR
 
 
 def test_cli_flags_cover_every_launch_config_field() -> None:

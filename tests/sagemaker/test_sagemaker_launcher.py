@@ -56,7 +56,7 @@ def test_staged_request_as_recorded_by_sagemaker(s3, sm, bucket: str, moto_endpo
         job_name=name, role_arn=ROLE, image_uri=IMAGE,
         model_s3_uri=f"{staged}/model/model.tar.gz",
         hyperparameters_s3_uri=f"{staged}/config/hyperparameters.json",
-        output_s3_uri=f"s3://{bucket}/runs/{name}/output",
+        output_s3_uri=f"s3://{bucket}/runs/{name}/output", report_s3_uri=f"s3://{bucket}/runs/{name}/report",
         instance_type="ml.c5.xlarge", volume_size_gb=50, max_runtime_seconds=600,
         volume_kms_key_id="vol-key", output_kms_key_id="out-key", subnets=["subnet-1"], security_group_ids=["sg-1"],
         enable_inter_container_traffic_encryption=True, environment={"LOG_LEVEL": "debug"}, tags={"team": "ml"})
@@ -88,7 +88,9 @@ def test_s3_direct_request_has_no_inputs_and_uses_the_model_in_place(s3, sm, buc
     assert "ProcessingInputs" not in desc or not desc["ProcessingInputs"]
     args = desc["AppSpecification"]["ContainerArguments"]
     assert args == [contract.MODEL.flag, f"s3://{bucket}/models/bert.tar.gz",
-                    contract.OUTPUT_URI.flag, f"s3://{bucket}/out/{cfg.job_name}/output"]
+                    contract.OUTPUT_URI.flag, f"s3://{bucket}/out/{cfg.job_name}/output",
+                    "--report", f"s3://{bucket}/out/{cfg.job_name}/report/report.md",
+                    "--result-json", f"s3://{bucket}/out/{cfg.job_name}/report/result.json"]
     assert result.model_s3_uri == f"s3://{bucket}/out/{cfg.job_name}/output/model.tar.gz"
     assert s3.list_objects_v2(Bucket=bucket, Prefix="runs/").get("KeyCount", 0) == 0  # nothing staged
 

@@ -194,7 +194,10 @@ def test_the_definition_carries_the_launchers_request(kit: Kit, s3_direct: bool)
     (True, {}),
     (False, {"enable_network_isolation": True}),
     (False, {"enable_inter_container_traffic_encryption": True}),
-], ids=["staged-defaults", "s3_direct-defaults", "network-isolation", "traffic-encryption-only"])
+    (False, {"report_s3_uri": "s3://b/report"}),  # the job's own report channel, as the launchers ask for it
+    (True, {"report_s3_uri": "s3://b/report"}),
+], ids=["staged-defaults", "s3_direct-defaults", "network-isolation", "traffic-encryption-only", "staged-report",
+        "s3_direct-report"])
 def test_plain_uris_and_defaults_give_the_launchers_request_and_nothing_more(
         kit: Kit, s3_direct: bool, fields: dict[str, Any]) -> None:
     step = processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m/model.tar.gz",

@@ -6,6 +6,7 @@ path writes; the bytes uploaded stay small whatever the model size; nothing is l
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -195,6 +196,46 @@ def test_cli_missing_object_or_bucket_is_one_line(model, code, message, bucket, 
     assert len(errors) == 1 and message.format(bucket=bucket) in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
 
+
+
+def test_cli_report_and_result_json_to_s3(s3, bucket, moto_endpoint, tmp_path) -> None:  # noqa: ANN001
+    """What a processing job in s3_direct mode runs: the report and the result written as objects, through the same
+    --endpoint-url as the model (the environment names no endpoint)."""
+    model = _put(s3, bucket, "in/model.tar.gz", make_model_archive(with_hyperparameters=False))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dummy_training", "repack", "--model", model, "--hyperparameters-json", HP,
+         "--output-uri", f"s3://{bucket}/job/output/", "--endpoint-url", moto_endpoint, "--no-progress",
+         "--report", f"s3://{bucket}/job/report/report.md", "--result-json", f"s3://{bucket}/job/report/result.json"],
+        capture_output=True, text=True, env=_env(moto_endpoint), timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = read(s3, bucket, "job/report/report.md").decode()
+    assert text.startswith("# dummy-training repack: hyperparameters.json injected\n")
+    assert f"| URI | s3://{bucket}/job/output/model.tar.gz |" in text
+    result = json.loads(read(s3, bucket, "job/report/result.json"))
+    assert result["decision"] == contract.DECISION_INJECTED
+    assert result["output"] == f"s3://{bucket}/job/output/model.tar.gz"
+    assert not list(tmp_path.iterdir())  # nothing written locally
+
+
+@pytest.mark.parametrize(("flag", "uri", "code", "message"), [
+    ("--report", "s3://dt-no-such-bucket-anywhere/r.md", 1,
+     "write report s3://dt-no-such-bucket-anywhere/r.md: not found (NoSuchBucket)"),
+    ("--result-json", "s3://dt-no-such-bucket-anywhere/r.json", 1,
+     "write result s3://dt-no-such-bucket-anywhere/r.json: not found (NoSuchBucket)"),
+    ("--report", "s3://{bucket}/reports/", 2, "the URI names no object key"),
+])
+def test_cli_report_to_s3_errors_are_one_line(flag, uri, code, message, s3, bucket, moto_endpoint,  # noqa: ANN001
+                                              tmp_path) -> None:
+    model = _put(s3, bucket, "in/model.tar.gz", make_model_archive(with_hyperparameters=False))
+    proc = subprocess.run(
+        [sys.executable, "-m", "dummy_training", "repack", "--model", model, "--hyperparameters-json", HP,
+         "--output-dir", str(tmp_path / "out"), "--endpoint-url", moto_endpoint, "--no-progress",
+         flag, uri.format(bucket=bucket)],
+        capture_output=True, text=True, env=_env(moto_endpoint), timeout=120)
+    assert proc.returncode == code, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("dummy-training: error:")]
+    assert len(errors) == 1 and message.format(bucket=bucket) in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
 
 SLOW_COPIES = """
 import os, sys, time, pathlib

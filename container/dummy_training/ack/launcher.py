@@ -361,6 +361,16 @@ def output_model_uri_from_resource(obj: Mapping[str, Any]) -> str:
     raise RuntimeIOError(f"ProcessingJob {(obj.get('metadata') or {}).get('name')} has no model output in its spec")
 
 
+def report_location_from_resource(obj: Mapping[str, Any]) -> sagemaker_launcher.JobReportLocation:
+    """Where a ProcessingJob resource (possibly created by an earlier attempt) has its job write its own report:
+    read from the resource's spec (``sagemaker_launcher.job_report_location``)."""
+    spec = obj.get("spec") or {}
+    outputs = [((out.get("s3Output") or {}).get("localPath", ""), (out.get("s3Output") or {}).get("s3URI", ""))
+               for out in (spec.get("processingOutputConfig") or {}).get("outputs") or [] if out.get("s3Output")]
+    args = (spec.get("appSpecification") or {}).get("containerArguments") or []
+    return sagemaker_launcher.job_report_location(list(args), outputs)
+
+
 def _model_key_uri(base: str) -> str:
     if base.endswith(contract.MODEL_FILENAME):
         return base
@@ -472,6 +482,7 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
                                                                         config.max_poll_interval),
                         timeout=timeout, delete_wait=config.stop_wait_seconds)
     owned: list[ProcessingJobResource] = []  # what an interrupt or the timeout deletes
+    described: dict[str, Any] = {}  # the resource as created or found: where its job writes its own report
     try:
         res = resolve(api, namespace, config)
         resource = res.resource
@@ -483,6 +494,7 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
         reused = res.existing is not None and observe(res.existing).state is State.COMPLETED
         if res.existing is None:
             manifest = make_manifest(config, res.name, s3, options, namespace)
+            described = manifest
             owned.append(resource)
             log.info("creating %s (SageMaker job %s, %s x %s)", resource.describe(), res.name,
                      config.instance_count, config.instance_type)
@@ -495,10 +507,16 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
                     raise translate_api_error(exc, f"create {resource.describe()}") from exc
                 log.info("%s was created concurrently: re-attaching", resource.describe())
         else:
+            described = res.existing
             owned.append(resource)
             log.info("re-attaching to existing %s (%s)", resource.describe(), observe(res.existing).message)
         log.info("watch it with: kubectl get %s %s -n %s -w", contract.ACK_PLURAL, resource.name, namespace)
-        seen, obj = wait(resource, policy, sleep=sleep, clock=clock, job=job)
+        try:
+            seen, obj = wait(resource, policy, sleep=sleep, clock=clock, job=job)
+        except JobFailedError:
+            if job.status == "Failed":  # the job ran (not rejected): its report, if the repack got that far
+                sagemaker_launcher.fetch_job_report(s3, report_location_from_resource(described), job)
+            raise
     except Interrupted:
         for r in owned:
             log.warning("interrupted: deleting %s", r.describe())
@@ -520,6 +538,7 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
     )
     job.reused, job.model_s3_uri = reused, result.model_s3_uri
     log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
+    sagemaker_launcher.fetch_job_report(s3, report_location_from_resource(obj), job)
     if config.model_output_dir:
         result.local_model_path = sagemaker_launcher.download_model(s3, result.model_s3_uri, config.model_output_dir)
         job.local_model_path = result.local_model_path

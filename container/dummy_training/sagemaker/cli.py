@@ -110,8 +110,8 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     outs.add_argument("--result-json", metavar="PATH", help="write a JSON summary of the result to PATH")
     outs.add_argument("--report", metavar="PATH",
                       help="write a Markdown report of the job to PATH (name, ARN, status, failure reason, "
-                           "instances, billable seconds, console and log links), also when the job failed; "
-                           "written atomically")
+                           "instances, billable seconds, console and log links, then the job's own repack report "
+                           "read back from <prefix>/<job-name>/report/), also when the job failed; written atomically")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -218,7 +218,8 @@ def report_launch(args: argparse.Namespace, result) -> int:  # noqa: ANN001 - sa
     write_output(args.job_name_output, result.job_name)
     if args.result_json:
         summary = {**result.metadata(), "status": result.status, "reused": result.reused,
-                   "local_model_path": result.local_model_path}
+                   "local_model_path": result.local_model_path,
+                   "repack": result.job.repack_result if result.job else None}  # the job's own result.json
         write_output(args.result_json, json.dumps(summary, indent=2) + "\n")
     print(result.model_s3_uri)
     return 0

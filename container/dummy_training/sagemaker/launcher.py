@@ -27,6 +27,7 @@ botocore) and ``aws.translating`` (one-line errors with exit codes).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import time
@@ -168,6 +169,7 @@ def build_spec(config: LaunchConfig, job_name: str, staged: staging.StagedInputs
         model_s3_uri=model_uri,
         output_s3_uri=output_prefix_for(config, job_name),
         hyperparameters_s3_uri=staged.hyperparameters_s3_uri if staged else None,
+        report_s3_uri=report_prefix_for(config, job_name),
         **settings,
     )
 
@@ -182,6 +184,108 @@ def _own_copy(value: Any) -> Any:
 def output_prefix_for(config: LaunchConfig, job_name: str) -> str:
     """``<s3_output_prefix or s3_prefix>/<job-name>/output``: one output location per job, never shared."""
     return aws.join_s3(config.output_base(), job_name, "output")
+
+
+def report_prefix_for(config: LaunchConfig, job_name: str) -> str:
+    """``<s3_output_prefix or s3_prefix>/<job-name>/report``: the job's own report and result, beside (never
+    inside) its output prefix, so a consumer of the output prefix finds only model.tar.gz there."""
+    return aws.join_s3(config.output_base(), job_name, "report")
+
+
+@dataclass(frozen=True)
+class JobReportLocation:
+    """Where a job writes its own report (``report.md``) and result (``result.json``); None: it writes none."""
+
+    report_uri: str | None
+    result_uri: str | None
+
+
+def job_report_location(arguments: list[str], outputs: list[tuple[str, str]]) -> JobReportLocation:
+    """Read from a job's own request: its container ``arguments`` and its outputs as (LocalPath, S3Uri) pairs.
+
+    The value after ``--report`` / ``--result-json`` is either an ``s3://`` URI (s3_direct mode) or a container
+    path in an output's LocalPath, which SageMaker uploads under that output's S3Uri (staged mode)."""
+    def where(flag: str) -> str | None:
+        if flag not in arguments or arguments.index(flag) + 1 >= len(arguments):
+            return None
+        value = str(arguments[arguments.index(flag) + 1])
+        if value.startswith("s3://"):
+            return value
+        for local, uri in outputs:
+            local = local.rstrip("/")
+            if local and value.startswith(local + "/"):
+                return aws.join_s3(uri, value[len(local) + 1:])
+        return None
+
+    return JobReportLocation(where(contract.REPORT_FLAG), where(contract.RESULT_JSON_FLAG))
+
+
+def report_location_from_description(desc: dict[str, Any]) -> JobReportLocation:
+    """Where a described (possibly older) job put its own report: read from the job, not recomputed."""
+    outputs = [(out["S3Output"].get("LocalPath", ""), out["S3Output"].get("S3Uri", ""))
+               for out in desc.get("ProcessingOutputConfig", {}).get("Outputs", []) if "S3Output" in out]
+    return job_report_location(list(desc.get("AppSpecification", {}).get("ContainerArguments", [])), outputs)
+
+
+#: The most of a job's report.md or result.json read back (the repack's report is a few kB: 50 members at most).
+MAX_JOB_REPORT_BYTES = 1 << 20
+
+
+def fetch_job_report(s3: Any, location: JobReportLocation, job: JobSummary) -> None:
+    """Read the job's own report and result into ``job`` (``repack_report``, ``repack_result``), or say in
+    ``job.repack_note`` why there is none. Never fails the launch: the model is what counts; a missing or
+    unreadable report is logged and noted."""
+    if not location.report_uri and not location.result_uri:
+        job.repack_note = ("the job writes no report of its own (it was created by a launcher older than this one), "
+                           "so its repack's decision is only in its log")
+        return
+    job.repack_report_uri = location.report_uri or location.result_uri or ""
+    missing: list[str] = []
+    try:
+        text = _read_object(s3, location.report_uri, missing) if location.report_uri else None
+        raw = _read_object(s3, location.result_uri, missing) if location.result_uri else None
+    except DummyTrainingError as exc:
+        log.warning("cannot read the job's own report: %s", exc)
+        job.repack_note = f"the job's own report could not be read: {exc}"
+        return
+    if raw is not None:
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            job.repack_result = parsed
+        else:
+            log.warning("the job's result %s is not a JSON object: ignored", location.result_uri)
+    if text is not None:
+        job.repack_report = text.decode("utf-8", errors="replace")
+        log.info("the job's own report: %s", location.report_uri)
+    elif missing:
+        why = ("an image older than the launcher?" if job.status == STATUS_COMPLETED
+               else "the repack writes it only when it succeeds")
+        job.repack_note = f"the job's own report was not found at {missing[0]} ({why})"
+        log.info("%s", job.repack_note)
+
+
+def _read_object(s3: Any, uri: str, missing: list[str]) -> bytes | None:
+    """The first ``MAX_JOB_REPORT_BYTES`` of object ``uri``; None (and ``uri`` noted in ``missing``) when it does
+    not exist."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = aws.parse_s3_uri(uri)
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            return body.read(MAX_JOB_REPORT_BYTES)
+        finally:
+            body.close()
+    except ClientError as exc:
+        if aws.error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            missing.append(uri)
+            return None
+        raise aws.translate_error(exc, f"read {uri}") from exc
+    except BotoCoreError as exc:
+        raise aws.translate_error(exc, f"read {uri}") from exc
 
 
 def output_model_uri_from_description(desc: dict[str, Any]) -> str:
@@ -486,6 +590,8 @@ def _launch(config: LaunchConfig, clients: Clients | None, sleep: Callable[[floa
                                   f"(status {status}); raise the timeout or max_runtime_seconds")
         if waiter.logs:
             waiter.logs.poll()  # events written between the last poll and the end
+        if desc["ProcessingJobStatus"] == STATUS_FAILED:  # its report, if the repack got that far
+            fetch_job_report(clients.s3, report_location_from_description(desc), job)
         _final(desc)
         return _deliver(clients, config, desc, reused=False, job=job)
 
@@ -533,6 +639,7 @@ def _deliver(clients: Clients, config: LaunchConfig, desc: dict[str, Any], *, re
     job.update_from_description(desc)
     job.reused, job.model_s3_uri = reused, result.model_s3_uri
     log.info("processing job %s Completed; model at %s", result.job_name, result.model_s3_uri)
+    fetch_job_report(clients.s3, report_location_from_description(desc), job)
     if config.model_output_dir:
         result.local_model_path = download_model(clients.s3, result.model_s3_uri, config.model_output_dir)
         job.local_model_path = result.local_model_path

@@ -237,6 +237,8 @@ def processing_step(
     ``PipelineSession`` (default: a new one, without the SDK's defaults files). ``step_kwargs``: passed to
     ``ProcessingStep`` (depends_on, cache_config, retry_policies, display_name, ...).
     ``output_s3_uri(step)`` returns the output location as a step property, for downstream steps.
+    ``report_s3_uri`` (a plain ``s3://`` prefix beside the output, not inside it; default none) makes the job also
+    write its own ``report.md`` and ``result.json`` there, as the launchers' jobs do.
     """
     sdk = load_sdk()  # first: without an SDK, say so before anything else
     mapping: dict[str, Any] = {}

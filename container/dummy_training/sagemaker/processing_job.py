@@ -9,6 +9,10 @@ Two modes:
   instance volume at the contract paths; the output directory is uploaded at the end of the job.
 - s3_direct: no ProcessingInputs/Outputs; the container repacks S3 to S3 with the job's role (streaming, no
   volume limit on the model size). Needs network access, so it excludes network isolation.
+
+With ``report_s3_uri`` (the launchers always give one) the job also writes its own report and result, which the
+launchers read back: staged, into a second ProcessingOutput (``report``, uploaded to ``report_s3_uri``); s3_direct,
+straight to ``report_s3_uri`` (``--report s3://...``).
 """
 
 from __future__ import annotations
@@ -80,15 +84,23 @@ class ProcessingJobSpec(JobSettings):
     model_s3_uri: str
     output_s3_uri: str
     hyperparameters_s3_uri: str | None = None
+    #: where the job writes its own report (``report.md``) and result (``result.json``): an S3 prefix next to the
+    #: model's output prefix, never inside it; None: the job writes none (no report channel)
+    report_s3_uri: str | None = None
 
     def validate(self) -> None:
         validate_job_name(self.job_name)
         if not ROLE_ARN_RE.match(self.role_arn):
             raise InvalidInputError(f"invalid role ARN {self.role_arn!r}: expected arn:aws:iam::<account>:role/<name>")
         for label, uri in (("model", self.model_s3_uri), ("output", self.output_s3_uri),
-                           ("hyperparameters", self.hyperparameters_s3_uri)):
+                           ("hyperparameters", self.hyperparameters_s3_uri), ("report", self.report_s3_uri)):
             if uri is not None and not uri.startswith("s3://"):
                 raise InvalidInputError(f"{label} must be an s3:// URI for a remote job, got {uri!r}")
+        if self.report_s3_uri is not None:
+            report, output = self.report_s3_uri.rstrip("/") + "/", self.output_s3_uri.rstrip("/") + "/"
+            if report.startswith(output):  # a consumer of the output prefix must find only model.tar.gz there
+                raise InvalidInputError(f"the report prefix {self.report_s3_uri} must lie beside the model's output "
+                                        f"prefix {self.output_s3_uri}, not inside it")
         if self.instance_count < 1:
             raise InvalidInputError("instance_count must be at least 1")
         if self.volume_size_gb < 1:
@@ -108,11 +120,17 @@ class ProcessingJobSpec(JobSettings):
             args = [contract.MODEL.flag, self.model_s3_uri, contract.OUTPUT_URI.flag, self.output_s3_uri]
             if self.hyperparameters_s3_uri:
                 args += [contract.HYPERPARAMETERS.flag, self.hyperparameters_s3_uri]
-            return args
-        args = [contract.MODEL.flag, contract.CONTAINER_MODEL_DIR,
-                contract.OUTPUT_DIR.flag, contract.CONTAINER_OUTPUT_DIR]
-        if self.hyperparameters_s3_uri:
-            args += [contract.HYPERPARAMETERS.flag, contract.CONTAINER_CONFIG_DIR]
+        else:
+            args = [contract.MODEL.flag, contract.CONTAINER_MODEL_DIR,
+                    contract.OUTPUT_DIR.flag, contract.CONTAINER_OUTPUT_DIR]
+            if self.hyperparameters_s3_uri:
+                args += [contract.HYPERPARAMETERS.flag, contract.CONTAINER_CONFIG_DIR]
+        if self.report_s3_uri:
+            # staged: files in the report channel's directory, uploaded at the end of the job; s3_direct: the
+            # container writes the objects itself
+            base = self.report_s3_uri.rstrip("/") if self.s3_direct else contract.CONTAINER_REPORT_DIR
+            args += [contract.REPORT_FLAG, f"{base}/{contract.REPORT_FILENAME}",
+                     contract.RESULT_JSON_FLAG, f"{base}/{contract.RESULT_FILENAME}"]
         return args
 
 
@@ -128,6 +146,14 @@ def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
             "S3DataDistributionType": "FullyReplicated",
             "S3CompressionType": "None",
         },
+    }
+
+
+def _s3_output(name: str, uri: str, local_path: str) -> dict[str, Any]:
+    return {
+        "OutputName": name,
+        "AppManaged": False,
+        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
     }
 
 
@@ -158,17 +184,11 @@ def build_create_processing_job_request(spec: ProcessingJobSpec) -> dict[str, An
             inputs.append(_s3_input(contract.PROCESSING_INPUT_HYPERPARAMETERS, spec.hyperparameters_s3_uri,
                                     contract.CONTAINER_CONFIG_DIR))
         request["ProcessingInputs"] = inputs
-        output_config: dict[str, Any] = {
-            "Outputs": [{
-                "OutputName": contract.PROCESSING_OUTPUT_MODEL,
-                "AppManaged": False,
-                "S3Output": {
-                    "S3Uri": spec.output_s3_uri,
-                    "LocalPath": contract.CONTAINER_OUTPUT_DIR,
-                    "S3UploadMode": "EndOfJob",
-                },
-            }]
-        }
+        outputs = [_s3_output(contract.PROCESSING_OUTPUT_MODEL, spec.output_s3_uri, contract.CONTAINER_OUTPUT_DIR)]
+        if spec.report_s3_uri:
+            outputs.append(_s3_output(contract.PROCESSING_OUTPUT_REPORT, spec.report_s3_uri,
+                                      contract.CONTAINER_REPORT_DIR))
+        output_config: dict[str, Any] = {"Outputs": outputs}
         if spec.output_kms_key_id:
             output_config["KmsKeyId"] = spec.output_kms_key_id
         request["ProcessingOutputConfig"] = output_config

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dummy_training import contract
-from dummy_training.step.report import md_table, md_text, size_text
+from dummy_training.step.report import md_table, md_text, size_text, summary_metrics
 
 _SAFE_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _SAFE_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -64,6 +64,11 @@ class JobSummary:
     resource: str = ""  # ACK: the ProcessingJob custom resource
     conditions: list[tuple[str, str, str]] = field(default_factory=list)  # ACK: (type, status, message)
     error: str = ""  # the launch's one-line error, when it failed
+    # What the job's own repack wrote (``--report`` / ``--result-json`` in its request), read back by the launcher:
+    repack_report_uri: str = ""  # where the job's report is (S3)
+    repack_report: str | None = None  # its report.md: the decision and why, inputs, output, figures, members
+    repack_result: dict[str, Any] | None = None  # its result.json (``RepackResult.summary()``)
+    repack_note: str = ""  # why there is no job report to show, when the launcher looked for one
 
     @property
     def job_seconds(self) -> float | None:
@@ -120,12 +125,40 @@ def _status_line(job: JobSummary) -> str:
         line += " The job had already completed: reused, no new job ran."
     elif job.status == "Completed":
         line += " The repacked model is at " + (md_text(job.model_s3_uri) if job.model_s3_uri else "?") + "."
+    decision = (job.repack_result or {}).get("decision")
+    if decision:
+        line += f" The job's repack: **{md_text(decision)}** (its own report is below)."
     return line
 
 
+def demote_headings(markdown: str, levels: int = 1) -> str:
+    """``markdown`` with every ATX heading ``levels`` deeper (``#`` -> ``##``), fenced code blocks left alone: a
+    report nested under another's heading. Outside code blocks ``<`` becomes ``&lt;``: the nested report is read
+    from S3, and the repack's own renderer never writes a raw ``<`` there, so whatever else wrote one gets no raw
+    HTML into the page."""
+    out: list[str] = []
+    fence = ""
+    for line in markdown.splitlines():
+        stripped = line.lstrip(" ")
+        if fence:
+            if stripped.startswith(fence) and not stripped.rstrip().strip("`"):
+                fence = ""
+        elif stripped.startswith("```"):
+            fence = stripped[:len(stripped) - len(stripped.lstrip("`"))]
+        else:
+            if len(line) - len(stripped) < 4 and stripped.startswith("#"):
+                hashes = len(stripped) - len(stripped.lstrip("#"))
+                if hashes <= 6 and (len(stripped) == hashes or stripped[hashes] in " \t"):
+                    line = "#" * min(6, hashes + levels) + stripped[hashes:]
+            line = line.replace("<", "&lt;")
+        out.append(line)
+    return "\n".join(out)
+
+
 def render(job: JobSummary, *, step_report: str | None = None) -> str:
-    """The launcher's report as Markdown; ``step_report`` (the remote step's own report, if the launcher has
-    it) goes below, one heading level down."""
+    """The launcher's report as Markdown; ``step_report`` (default: ``job.repack_report``, the job's own repack
+    report the launcher read back) goes below, one heading level down; without one, ``job.repack_note`` says
+    why."""
     title = f"dummy-training on {job.backend}: {job.status or 'no job'}"
     parts = [f"# {md_text(title)}", _status_line(job)]
 
@@ -158,6 +191,8 @@ def render(job: JobSummary, *, step_report: str | None = None) -> str:
                      + (f" ({size_text(size)})" if size is not None else "")])
     if job.resource:
         rows.append(["Kubernetes resource", md_text(job.resource)])
+    if job.repack_report_uri:
+        rows.append(["The job's report (S3)", md_text(job.repack_report_uri)])
     parts += ["## Job", md_table(["Job", "Value"], rows)]
 
     links = [f"[{text}]({url})" for text, url in (("The job in the SageMaker console", job.console_url()),
@@ -167,8 +202,11 @@ def render(job: JobSummary, *, step_report: str | None = None) -> str:
     if job.conditions:
         parts += ["## ACK conditions", md_table(["Type", "Status", "Message"], [
             [md_text(t), md_text(s), md_text(m, limit=1000)] for t, s, m in job.conditions])]
+    step_report = job.repack_report if step_report is None else step_report
     if step_report:
-        parts.append(step_report.rstrip("\n"))
+        parts.append(demote_headings(step_report).rstrip("\n"))
+    elif job.repack_note:
+        parts += ["## The job's repack", md_text(job.repack_note, limit=2000)]
     return "\n\n".join(parts) + "\n"
 
 
@@ -180,6 +218,9 @@ def metrics(job: JobSummary) -> dict[str, float]:
         out["job_seconds"] = round(job.job_seconds, 3)
     if job.billable_seconds is not None:
         out["billable_seconds"] = round(job.billable_seconds, 3)
+    if job.repack_result:  # the figures of the job's own repack; its "seconds" are the repack's, not the launch's
+        out.update({("repack_seconds" if name == "seconds" else name): value
+                    for name, value in summary_metrics(job.repack_result).items()})
     if job.local_model_path and Path(job.local_model_path).is_file():
         out["output_bytes"] = float(Path(job.local_model_path).stat().st_size)
     return out

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from dummy_training import contract
-from dummy_training.errors import RuntimeIOError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,10 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                      help=contract.OUTPUT_URI.help)
     p.add_argument(contract.ENDPOINT_URL.flag, dest=contract.ENDPOINT_URL.name, metavar="URL",
                    help=contract.ENDPOINT_URL.help)
-    p.add_argument("--result-json", metavar="PATH", help="also write a JSON summary of the result to PATH")
-    p.add_argument("--report", metavar="PATH",
-                   help="also write a Markdown report to PATH (decision and why, inputs, members, bytes, time; what "
-                        "the KFP components show in the KFP UI); written atomically, only when the repack succeeded")
+    p.add_argument(contract.RESULT_JSON_FLAG, dest="result_json", metavar="PATH|S3_URI",
+                   help="also write a JSON summary of the result to PATH or to an s3:// key (written whole: "
+                        "temp file and rename, or one PutObject), only when the repack succeeded")
+    p.add_argument(contract.REPORT_FLAG, dest="report", metavar="PATH|S3_URI",
+                   help="also write a Markdown report to PATH or to an s3:// key (decision and why, inputs, members, "
+                        "bytes, time; what the KFP components show in the KFP UI and the launchers fetch from "
+                        "their job); written whole, only when the repack succeeded")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
     p.add_argument("--fsync", action="store_true", default=None,
                    help="make a local output durable against power loss: fsync the file and its directory "
@@ -59,15 +60,15 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         fsync=args.fsync,
     )
-    if args.report:
+    endpoint_url = getattr(args, contract.ENDPOINT_URL.name)
+    if args.report or args.result_json:
         from dummy_training.step import report
 
-        result.sha256 = report.local_sha256(result)
-        report.write_report(args.report, report.render(result))
-    if args.result_json:
-        try:
-            Path(args.result_json).write_text(json.dumps(result.summary(), indent=2) + "\n")
-        except OSError as exc:
-            raise RuntimeIOError(f"cannot write {args.result_json}: {exc.strerror}") from None
+        if args.report:
+            result.sha256 = report.local_sha256(result)
+            report.write_report(args.report, report.render(result), endpoint_url=endpoint_url)
+        if args.result_json:
+            report.write_file(args.result_json, (json.dumps(result.summary(), indent=2) + "\n").encode(),
+                              endpoint_url=endpoint_url, what="result")
     print(result.output)
     return 0

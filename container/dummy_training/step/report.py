@@ -15,12 +15,13 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from dummy_training import __version__, contract
 from dummy_training.ends.base import is_s3_uri
-from dummy_training.errors import RuntimeIOError
+from dummy_training.errors import InvalidInputError, RuntimeIOError
 from dummy_training.step.repack import RepackResult, human_bytes, utc_text
 
 #: Members listed in the report's table; past this one summary line says how many more there are.
@@ -90,23 +91,42 @@ def size_text(n: int) -> str:
     return f"{n:,} bytes" if n < 1000 else f"{human_bytes(n)} ({n:,} bytes)"
 
 
-def write_report(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temp file in the same directory, then a rename (a reader never
-    sees half a report). Creates the parent directory."""
-    target = Path(path)
+def write_report(path: str | Path, text: str, *, endpoint_url: str | None = None) -> None:
+    """Write ``text`` to ``path`` (a local path or an ``s3://`` URI) with ``write_file``."""
+    write_file(path, text.encode("utf-8"), endpoint_url=endpoint_url, what="report")
+
+
+def write_file(location: str | Path, data: bytes, *, endpoint_url: str | None = None, what: str = "file") -> None:
+    """Write ``data`` to ``location``, whole or not at all.
+
+    A local path: a temp file in the same directory, then a rename (a reader never sees half a file); the parent
+    directory is created. An ``s3://bucket/key`` URI: one PutObject (an object appears whole or not at all)
+    through ``aws.client`` with ``endpoint_url`` (the repack's ``--endpoint-url``); AWS errors become the
+    one-line errors of every other S3 call (``aws.translating``)."""
+    if is_s3_uri(str(location)):
+        from dummy_training import aws
+
+        bucket, key = aws.parse_s3_uri(str(location))
+        if not key or key.endswith("/"):
+            raise InvalidInputError(f"cannot write {what} {location}: the URI names no object key")
+        with aws.translating(f"write {what} {location}"):
+            aws.client("s3", endpoint_url=endpoint_url, region=aws.default_region()).put_object(
+                Bucket=bucket, Key=key, Body=data)
+        return
+    target = Path(location)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     except OSError as exc:
-        raise RuntimeIOError(f"cannot write report {target}: {exc.strerror}") from None
+        raise RuntimeIOError(f"cannot write {what} {target}: {exc.strerror}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise RuntimeIOError(f"cannot write report {target}: {exc.strerror}") from None
+            raise RuntimeIOError(f"cannot write {what} {target}: {exc.strerror}") from None
         raise
 
 
@@ -126,19 +146,30 @@ def metrics(result: RepackResult) -> dict[str, float]:
 
     ``bytes_uploaded`` for an S3 output, ``bytes_written`` for a local one: the same counter, named for what it
     cost."""
-    written = "bytes_uploaded" if is_s3_uri(result.output) else "bytes_written"
+    return summary_metrics(result.summary())
+
+
+def summary_metrics(summary: Mapping[str, Any]) -> dict[str, float]:
+    """``metrics`` from a ``RepackResult.summary()`` (what ``--result-json`` writes): a launcher reads the
+    figures of its job's repack from there. Missing or non-numeric fields count as 0."""
+    def num(key: str) -> float:
+        value = summary.get(key)
+        return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+    written = "bytes_uploaded" if is_s3_uri(str(summary.get("output") or "")) else "bytes_written"
+    input_size, uncompressed = num("input_size"), num("uncompressed_size")
     return {
-        "injected": 1.0 if result.decision == contract.DECISION_INJECTED else 0.0,
-        "input_bytes": float(result.input_size),
-        "output_bytes": float(result.output_size),
-        "uncompressed_bytes": float(result.uncompressed_size),
-        "compression_ratio": round(_ratio(result), 3),
-        "members": float(result.member_count),
-        "seconds": round(result.elapsed_seconds, 3),
-        "bytes_read": float(result.bytes_read),
-        "bytes_kept_verbatim": float(result.kept_prefix),
-        "bytes_copied": float(result.bytes_copied),
-        written: float(result.bytes_written),
+        "injected": 1.0 if summary.get("decision") == contract.DECISION_INJECTED else 0.0,
+        "input_bytes": input_size,
+        "output_bytes": num("output_size"),
+        "uncompressed_bytes": uncompressed,
+        "compression_ratio": round(uncompressed / input_size if input_size else 0.0, 3),
+        "members": num("member_count"),
+        "seconds": round(num("elapsed_seconds"), 3),
+        "bytes_read": num("bytes_read"),
+        "bytes_kept_verbatim": num("kept_prefix"),
+        "bytes_copied": num("bytes_copied"),
+        written: num("bytes_written"),
     }
 
 

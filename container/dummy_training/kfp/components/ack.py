@@ -90,8 +90,8 @@ def ack_dummy_training(
         output_model: The repacked model (model.tar.gz in a directory); metadata: S3 URI, job name, job ARN.
         model_s3_uri: s3:// URI of the repacked model.tar.gz.
         job_arn: ARN of the SageMaker processing job.
-        report: The job as Markdown: name, ARN, status, failure reason, instances, console and log links.
-        metrics: Seconds, instance count, output size, for comparing runs.
+        report: The job as Markdown (name, ARN, status, console and log links), then the job's own repack report.
+        metrics: Seconds, instance count, and the job's repack figures (members, bytes), for comparing runs.
     """
     from dummy_training.kfp.runtime import run_ack_component
 

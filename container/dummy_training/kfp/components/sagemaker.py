@@ -89,8 +89,8 @@ def sagemaker_dummy_training(
         download_model: Download the repacked model into output_model; false leaves it in S3 (uri = S3 URI).
         timeout_seconds: Stop the job when it has not ended after this long; 0 for max_runtime_seconds + 1800.
         output_model: The repacked model (directory holding model.tar.gz); metadata: model_s3_uri, job_name, job_arn.
-        report: The job as Markdown: name, ARN, status, failure reason, instances, billable seconds, links.
-        metrics: Seconds, job and billable seconds, output size, for comparing runs.
+        report: The job as Markdown (name, ARN, status, billable seconds, links), then the job's own repack report.
+        metrics: Seconds, job and billable seconds, and the job's repack figures (members, bytes), for comparing runs.
 
     Returns:
         model_s3_uri: s3:// URI of the repacked model.tar.gz.
