@@ -137,14 +137,20 @@ def test_sagemaker_root_owned_output_needs_the_root_image(engine: Engine, tmp_pa
 # ------------------------------------------------------------------------------------------------- S3 to S3
 def test_s3_to_s3_inside_the_container(engine: Engine, moto_endpoint: str, s3, bucket: str,  # noqa: ANN001
                                        tmp_path: Path) -> None:
-    """`repack --model s3://... --output-uri s3://...` in the image against a moto server on the host network."""
+    """`repack --model s3://... --output-uri s3://...` in the image against a moto server on the host network, with
+    the report and the result written to S3 too (what an s3_direct SageMaker job does)."""
     model = write_example_model(tmp_path / contract.MODEL_FILENAME)
     s3.put_object(Bucket=bucket, Key="in/model.tar.gz", Body=model.read_bytes())
     s3.put_object(Bucket=bucket, Key="in/hp.json", Body=b'{"epochs": 9}')
     proc = engine.run(IMAGE, "repack", "--model", f"s3://{bucket}/in/model.tar.gz",
                       "--hyperparameters", f"s3://{bucket}/in/hp.json", "--output-uri", f"s3://{bucket}/out/",
+                      "--report", f"s3://{bucket}/report/report.md", "--result-json", f"s3://{bucket}/report/result.json",
                       "--endpoint-url", moto_endpoint, env=FAKE_AWS, network="host")
     assert proc.returncode == 0, proc.stderr
+    result = json.loads(s3.get_object(Bucket=bucket, Key="report/result.json")["Body"].read())
+    assert (result["decision"], result["output"]) == (contract.DECISION_INJECTED, f"s3://{bucket}/out/model.tar.gz")
+    report = s3.get_object(Bucket=bucket, Key="report/report.md")["Body"].read().decode()
+    assert "**Decision: injected.**" in report and "hyperparameters.json" in report
     head = s3.head_object(Bucket=bucket, Key="out/model.tar.gz")
     body = s3.get_object(Bucket=bucket, Key="out/model.tar.gz")["Body"].read()
     _assert_injected(_contents(body), {"epochs": 9})
