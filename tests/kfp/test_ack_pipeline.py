@@ -14,21 +14,13 @@ from typing import Any
 
 import ack_reference
 import pytest
+from archives import build_tar, file, gz
 from fake_kube import FakeKube
 from fake_sagemaker import PlaySageMaker
 
 from dummy_training import contract
 
 ROLE = "arn:aws:iam::123456789012:role/dummy-training"
-
-
-def _model_bytes() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("weights.bin")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"12345"))
-    return buf.getvalue()
 
 
 class PlayController:
@@ -53,7 +45,7 @@ def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, buck
     """The committed pipeline YAML with backend=ack: launcher, played controller and job, download, check."""
     from dummy_training.kfp.demo import packaged_pipeline, run_pipeline
 
-    s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=_model_bytes())
+    s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=gz(build_tar([file("weights.bin", b"12345")])))
     s3.put_object(Bucket=bucket, Key="cfg/hp.json", Body=b'{"epochs": 4}')
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     with FakeKube() as kube:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from archives import build_tar, file, gz
 from fake_sagemaker import FakeSageMaker, PlaySageMaker
 
 from dummy_training import contract
@@ -65,21 +66,12 @@ def test_committed_component_yaml_is_the_compiled_one(tmp_path: Path) -> None:
     assert yaml.safe_load(normalized(committed.read_text())) == yaml.safe_load(normalized(fresh.read_text()))
 
 
-def _model_bytes() -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        info = tarfile.TarInfo("weights.bin")
-        info.size = 5
-        tar.addfile(info, io.BytesIO(b"12345"))
-    return buf.getvalue()
-
-
 def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str, moto_endpoint: str, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     """The committed pipeline YAML with backend=sagemaker: import, launcher, played job, download, check."""
     from dummy_training.kfp.demo import packaged_pipeline, run_pipeline
 
-    s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=_model_bytes())
+    s3.put_object(Bucket=bucket, Key="models/bert.tar.gz", Body=gz(build_tar([file("weights.bin", b"12345")])))
     s3.put_object(Bucket=bucket, Key="cfg/hp.json", Body=b'{"epochs": 4}')
     fake = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"))
     endpoint = fake.start()
