@@ -132,7 +132,7 @@ def update_from_resource(job: JobSummary, obj: Mapping[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------- Kubernetes API access
-def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> LaunchResult:
+def load_api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
     """A kubernetes ``ApiClient``: in-cluster config when running in a pod (and no kubeconfig was given),
     else the kubeconfig (``kubeconfig`` path, ``$KUBECONFIG`` or ``~/.kube/config``) and ``context``."""
     from kubernetes import client, config
@@ -528,7 +528,7 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
         raise JobStoppedError(f"processing job {res.name} did not finish within {timeout:.0f} s; deleted "
                               f"{resource.describe()} so the controller stops it; raise the timeout or "
                               "max_runtime_seconds") from None
-    result = sagemaker_launcher.LaunchResult(
+    result = LaunchResult(
         job_name=(obj.get("spec") or {}).get("processingJobName") or res.name,
         job_arn=seen.arn or "",
         model_s3_uri=output_model_uri_from_resource(obj),
