@@ -208,18 +208,11 @@ def launch_with_report(run: Any, job: job_report.JobSummary, report: Any, metric
     ends the task (one line, the CLI's exit code) after logging the report: KFP uploads no output of a failed
     task, so the log is where a person finds it."""
     try:
-        result = run()
+        return job_report.reporting(
+            job, run, lambda j: write_outputs(report, metrics, job_report.render(j), job_report.metrics(j)))
     except USER_ERRORS as exc:
-        job.error = str(exc)
-        text = job_report.render(job)
-        try:
-            write_outputs(report, metrics, text, job_report.metrics(job))
-        except USER_ERRORS as write_exc:
-            log.warning("could not write the report: %s", write_exc)
-        log.info("report (KFP does not upload the outputs of a failed task):\n%s", text)
+        log.info("report (KFP does not upload the outputs of a failed task):\n%s", job_report.render(job))
         fail(exc, exc.exit_code)
-    write_outputs(report, metrics, job_report.render(job), job_report.metrics(job))
-    return result
 
 
 def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True, report: Any = None,

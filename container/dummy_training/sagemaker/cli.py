@@ -9,11 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dummy_training import contract
-from dummy_training.errors import InvalidInputError, RuntimeIOError
+from dummy_training.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from dummy_training.sagemaker.launcher import LaunchResult
@@ -174,13 +173,12 @@ def config_from_args(args: argparse.Namespace):  # noqa: ANN201 - LaunchConfig, 
 
 
 def write_output(path: str | None, text: str) -> None:
+    """Write an output file (``--model-s3-uri-output``, ``--result-json`` ...) whole, as the report is written."""
     if not path:
         return
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-    except OSError as exc:
-        raise RuntimeIOError(f"cannot write {path}: {exc.strerror}") from None
+    from dummy_training.step.report import write_file
+
+    write_file(path, text.encode("utf-8"), what="output")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,20 +193,12 @@ def run(args: argparse.Namespace) -> int:
 def with_report(args: argparse.Namespace, job: JobSummary, run: Callable[[], LaunchResult]) -> LaunchResult:
     """Run a launch that fills ``job``; with ``--report``, write the report whether the launch succeeded or failed
     (then the error is re-raised: the CLI's one line and exit code)."""
-    from dummy_training.errors import USER_ERRORS
-    from dummy_training.sagemaker.report import render
+    if not args.report:
+        return run()
+    from dummy_training.sagemaker.report import render, reporting
     from dummy_training.step.report import write_report
 
-    try:
-        result = run()
-    except USER_ERRORS as exc:
-        if args.report:
-            job.error = str(exc)
-            write_report(args.report, render(job))
-        raise
-    if args.report:
-        write_report(args.report, render(job))
-    return result
+    return reporting(job, run, lambda j: write_report(args.report, render(j)))
 
 
 def report_launch(args: argparse.Namespace, result) -> int:  # noqa: ANN001 - sagemaker_launcher.LaunchResult

@@ -11,17 +11,24 @@ fails has its outputs discarded, so the component also logs the report). ``rende
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dummy_training import contract
+from dummy_training.errors import USER_ERRORS
 from dummy_training.step.report import md_table, md_text, size_text, summary_metrics
 
 _SAFE_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _SAFE_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def console_url(region: str, job_name: str) -> str:
@@ -224,3 +231,22 @@ def metrics(job: JobSummary) -> dict[str, float]:
     if job.local_model_path and Path(job.local_model_path).is_file():
         out["output_bytes"] = float(Path(job.local_model_path).stat().st_size)
     return out
+
+
+def reporting(job: JobSummary, run: Callable[[], T], write: Callable[[JobSummary], None]) -> T:
+    """Run a launch that fills ``job``, and hand ``job`` to ``write`` whether the launch succeeded or failed.
+
+    On a failure the launch's error (recorded in ``job.error``) is re-raised; a report that cannot be written then
+    is logged, not raised, so it never hides why the launch failed. Used by the launchers' CLI (``--report``) and
+    their KFP components (``Output[Markdown]`` and ``Output[Metrics]``)."""
+    try:
+        result = run()
+    except USER_ERRORS as exc:
+        job.error = str(exc)
+        try:
+            write(job)
+        except USER_ERRORS as write_exc:
+            log.warning("could not write the report: %s", write_exc)
+        raise
+    write(job)
+    return result
