@@ -235,7 +235,7 @@ def test_result_lists_members_with_sizes(tmp_path: Path) -> None:
     assert result.member_count == len(members(data))
     assert len(result.members) == 500
     first = result.members[1]
-    assert (first.name, first.size, first.type) == ("./model/weights.bin", 1000, "file")
+    assert (first.name, first.size, first.type) == ("model/weights.bin", 1000, "file")  # as extracted
     assert {m.type for m in result.members} >= {"file", "dir", "symlink", "hardlink"}
     assert result.uncompressed_size == len(gzip.decompress(data))
 

@@ -2,14 +2,27 @@
 
 ``TarScanner.feed()`` takes the tar stream in pieces of any size (it keeps at most one partial 512-byte header
 and the small metadata members: GNU long names, PAX records, the root ``hyperparameters.json``), so memory is
-bounded whatever the archive holds. It understands ustar (with ``prefix``), GNU long name/link (``L``/``K``),
-PAX extended and global headers (``path``, ``linkpath``, ``size``), and old GNU sparse members (extension
-blocks are walked; ``old_gnu_sparse`` is set so the engine can choose the re-encoding path).
+bounded whatever the archive holds. It understands ustar (with ``prefix``), v7, GNU long name/link (``L``/``K``),
+PAX extended headers (``x`` and Sun's ``X``) and global headers (``g``), GNU dumpdirs (``D``) and volume labels
+(``V``), and old GNU sparse members (extension blocks are walked; ``old_gnu_sparse`` is set so the engine can
+choose the re-encoding path).
 
-Validation raises ``InvalidInputError`` with one line naming the member: bad header checksum, absolute path,
-a ``..`` component, a symlink whose target leaves the archive root (or is absolute), a hard link whose target
-is absolute or escapes, a member written through a symlink, a device or fifo, a truncated archive, and a root
-``hyperparameters.json`` that is not a regular file holding a JSON object.
+**The readers' rule.** The scanner sees the members that Python's tarfile, GNU tar and libarchive (bsdtar) see, at
+the same offsets: data follows a header only for regular files (``0``, ``\0``, ``7``, ``S``) and unknown types
+(``D``, ``V``, vendor letters); types ``1``-``6`` carry none whatever their size field says. Each name is judged
+as an extractor resolves it (leading ``./`` runs and repeated ``/`` collapsed, ``.`` dropped; ``..`` refused),
+for the root ``hyperparameters.json`` decision, the hostile-path checks and the archive-root entry alike. A header
+the readers could read differently is refused: a symlink with a size (GNU tar skips that much data, the others do
+not), a sized hard link under a PAX header (libarchive reads data after it, the others do not), a sized "v7
+directory" (a regular type with a trailing ``/``), a global PAX header that sets a name, a link, a size, sparse
+maps or extended attributes for every later member, and an old-GNU header whose atime field tarfile would read
+as a ustar prefix into another name.
+
+Validation raises ``InvalidInputError`` with one line naming the member and its offset: bad header checksum,
+absolute path, a ``..`` component, a symlink whose target leaves the archive root (or is absolute), a hard link
+whose target is absolute or escapes, a member written through a symlink, a device or fifo, a truncated archive,
+and a root ``hyperparameters.json`` that is not a regular file (or a hard link to an earlier regular member)
+holding a JSON object.
 """
 
 from __future__ import annotations
@@ -46,20 +59,41 @@ MAX_META_SIZE = 8 << 20
 #: Symlinks remembered to detect members written through them.
 MAX_SYMLINKS = 200_000
 
+#: Types whose data follows the header (as every reader reads them); unknown types carry data too.
 _FILE_TYPES = {b"0": "file", b"\0": "file", b"7": "file", b"S": "file"}
-_OTHER_TYPES = {b"5": "dir", b"2": "symlink", b"1": "hardlink"}
-_FORBIDDEN_TYPES = {b"3": "character device", b"4": "block device", b"6": "fifo"}
-#: Types whose size field does not announce data blocks (as Python's tarfile reads them).
-_NO_DATA_TYPES = frozenset(b"123456")
+_OTHER_TYPES = {b"5": "dir", b"2": "symlink", b"1": "hardlink", b"D": "dir"}
+_FORBIDDEN_TYPES = {b"3": "character device", b"4": "block device", b"6": "fifo",
+                    b"M": "GNU multi-volume continuation"}
+#: Types whose size field does not announce data blocks (tarfile, GNU tar and libarchive alike).
+_NO_DATA_TYPES = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
+#: Metadata headers: their data applies to the next member (``g``: to every later member).
+_META_TYPES = frozenset({b"L", b"K", b"x", b"X", b"g"})
+_USTAR_MAGIC = b"ustar\x00"
+#: PAX keywords a global header may not set: they would rename, resize, re-link, make sparse or give extended
+#: attributes to every later member (ours included), and libarchive ignores global headers where GNU tar and
+#: tarfile apply them, so the readers would disagree.
+_GLOBAL_FORBIDDEN = frozenset({"path", "linkpath", "size"})
+_GLOBAL_FORBIDDEN_PREFIXES = ("GNU.sparse.", "SCHILY.", "LIBARCHIVE.", "security.")
+#: Global PAX keywords the injected member overrides with a PAX header of its own (see ``injected_pax``).
+GLOBAL_OVERRIDDEN = ("uid", "gid", "uname", "gname", "mtime", "atime", "ctime")
+#: Regular members remembered (name -> data offset) so a hard link can be resolved to its target.
+MAX_REMEMBERED_FILES = 200_000
 
 _HEADER, _DATA, _SPARSE_EXT, _END = range(4)
 
 
 @dataclass
 class MemberInfo:
-    name: str
-    size: int
+    name: str  # as an extractor resolves it: no leading ./, no repeated or trailing /, "." for the root entry
+    size: int  # the member's size as readers report it (a sparse file's real size); 0 for links and dirs
     type: str  # "file" | "dir" | "symlink" | "hardlink" | "other"
+    link: str = ""  # a link's target as stored
+    offset: int = 0  # tar offset of the member's first header block (its extended headers included)
+
+    @property
+    def display_name(self) -> str:
+        """The name for logs and reports: a directory ends in ``/``."""
+        return ("./" if self.name == "." else self.name + "/") if self.type == "dir" else self.name
 
 
 def _number(field: bytes, what: str, offset: int) -> int:
@@ -135,20 +169,48 @@ def _parts(name: str) -> list[str]:
     return [p for p in name.split("/") if p not in ("", ".")]
 
 
-class TarScanner:
-    """Walks tar headers as decompressed bytes arrive; see the module docstring."""
+def resolved_name(name: str) -> str:
+    """The path an extractor writes ``name`` to, relative to the target directory ("." for the root itself):
+    leading ``./`` runs and repeated or trailing ``/`` collapsed (``..`` is refused before this is asked)."""
+    return "/".join(_parts(name)) or "."
 
-    def __init__(self) -> None:
+
+def _is_root_hyperparameters(name: str) -> bool:
+    return resolved_name(name) in ROOT_HYPERPARAMETERS_NAMES
+
+
+def _pax_int(meta: dict[str, str], key: str, where: str) -> int:
+    try:
+        value = int(meta[key])
+    except ValueError:
+        raise InvalidInputError(f"invalid archive member {where}: bad PAX {key} {meta[key]!r}") from None
+    if value < 0:
+        raise InvalidInputError(f"invalid archive member {where}: negative PAX {key}")
+    return value
+
+
+class TarScanner:
+    """Walks tar headers as decompressed bytes arrive; see the module docstring.
+
+    ``max_listed`` caps the ``members`` kept (for logs); None keeps every one (for tests and the oracle)."""
+
+    def __init__(self, max_listed: int | None = MAX_LISTED_MEMBERS) -> None:
         self.pos = 0  # bytes fed so far
         self.end: int | None = None  # offset of the end-of-archive marker (first zero block)
         self.member_count = 0
         self.total_size = 0  # sum of member data sizes
         self.members: list[MemberInfo] = []
+        self.max_listed = max_listed
         self.old_gnu_sparse = False
         self.has_root_hyperparameters = False
         self.root_hyperparameters: bytes | None = None  # content of the last regular root hyperparameters.json
+        #: (data offset, size) of the regular member a root hyperparameters.json hard link points at: its content
+        #: went by before the link was seen, so the engine reads it again (``needs_linked_hyperparameters``)
+        self.root_hyperparameters_link: tuple[int, int] | None = None
         self.newest_mtime: int | None = None  # the largest member mtime (PAX ``mtime`` or header), whole seconds
         self.trailing_data = False  # non-zero bytes after the end-of-archive marker
+        self.global_pax: dict[str, str] = {}  # the global PAX records in force at the end (they apply to ours too)
+        self.pax_seen = False  # any PAX header (x, X or g) so far
 
         self._state = _HEADER
         self._header = bytearray()
@@ -158,8 +220,9 @@ class TarScanner:
         self._collect_kind = b""  # b"L", b"K", b"x", b"g" or b"H" (root hyperparameters.json)
         self._current = ""  # name of the member whose data is being passed (for error messages)
         self._pending: dict[str, str] = {}  # from L/K/x headers, for the next member only
-        self._global: dict[str, str] = {}  # from g headers, for every following member
+        self._pending_start: int | None = None  # offset of the first metadata header of the next member
         self._symlinks: set[str] = set()
+        self._files: dict[str, tuple[int, int]] = {}  # resolved name -> (data offset, size) of regular members
         self._sparse_data = 0  # data size of an old GNU sparse member whose extension blocks are being read
 
     # ------------------------------------------------------------------------------------ feeding
@@ -219,12 +282,22 @@ class TarScanner:
             return
         if self.pos == 0:
             raise InvalidInputError("the archive is empty")
-        if self._state == _HEADER and not self._header and not self._pending:
+        if self._state == _HEADER and not self._header and not self._pending and self._pending_start is None:
             self.end = self.pos  # no end-of-archive marker, but complete: accepted like tar and tarfile do
             self._state = _END
             return
         what = f"member {self._current!r}" if self._current else "a tar header"
         raise InvalidInputError(f"truncated archive: {what} is cut short at byte {self.pos}")
+
+    @property
+    def needs_linked_hyperparameters(self) -> bool:
+        """The root hyperparameters.json is a hard link: its content must be read again to be judged."""
+        return self.root_hyperparameters_link is not None and self.root_hyperparameters is None
+
+    def set_linked_hyperparameters(self, data: bytes) -> None:
+        """The content of the member the root hyperparameters.json hard link points at (read by the engine)."""
+        parse_hyperparameters(data, "archive member 'hyperparameters.json' (a hard link)")
+        self.root_hyperparameters = data
 
     # ------------------------------------------------------------------------------------ headers
     def _on_block(self, block: bytes, offset: int) -> None:
@@ -232,6 +305,9 @@ class TarScanner:
             self._on_sparse_extension(block)
             return
         if block == ZERO_BLOCK:
+            if self._pending_start is not None:
+                raise InvalidInputError(f"invalid archive: extended header at offset {self._pending_start} is "
+                                        "followed by the end of the archive, not by a member")
             self.end = offset
             self._state = _END
             return
@@ -241,57 +317,86 @@ class TarScanner:
             raise InvalidInputError(f"invalid archive: bad tar header checksum at offset {offset}")
         typ = block[156:157]
         size = _number(block[124:136], "size", offset)
-        if typ in (b"L", b"K", b"x", b"g"):
+        if typ in _META_TYPES:
             if size > MAX_META_SIZE:
                 raise InvalidInputError(f"invalid archive: metadata header of {size} bytes at offset {offset}")
+            if self._pending_start is None:
+                self._pending_start = offset
+            if typ == b"g":
+                if self._pending:
+                    raise InvalidInputError(f"invalid archive: global PAX header at offset {offset} between a "
+                                            "member's extended headers and the member")
+                self._pending_start = None
+            if typ in (b"x", b"X", b"g"):
+                self.pax_seen = True
             self._current = ""
-            self._start_data(size, collect=typ, collect_size=size)
+            self._start_data(size, collect=b"x" if typ == b"X" else typ, collect_size=size)
             return
         self._on_member(block, typ, size, offset)
 
     def _on_member(self, block: bytes, typ: bytes, size: int, offset: int) -> None:
-        meta = {**self._global, **self._pending}
+        start = offset if self._pending_start is None else self._pending_start
+        self._pending_start = None
+        pending = self._pending
+        meta = {**self.global_pax, **pending}
         self._pending = {}
+        raw_name = _cstring(block[0:100])
+        prefix = _cstring(block[345:500]) if typ not in (b"L", b"K", b"S") else b""
+        posix = block[257:263] == _USTAR_MAGIC
+        alt_name = None  # the name tarfile reads where it differs from GNU tar's and libarchive's
         if "path" in meta:
             name = meta["path"]
         else:
-            raw = _cstring(block[0:100])
-            if block[257:263] == b"ustar\x00":
-                prefix = _cstring(block[345:500])
-                if prefix:
-                    raw = prefix + b"/" + raw
-            name = _text(raw)
+            name = _text(prefix + b"/" + raw_name if posix and prefix else raw_name)
+            if prefix and not posix:
+                alt_name = _text(prefix + b"/" + raw_name)  # tarfile joins a "prefix" whatever the magic
         name = meta.get("GNU.sparse.name", name)
+        where = f"{name!r} at offset {start}"
         link = meta["linkpath"] if "linkpath" in meta else _text(_cstring(block[157:257]))
         if "size" in meta:
-            try:
-                size = int(meta["size"])
-            except ValueError:
-                raise InvalidInputError(f"invalid archive member {name!r}: bad PAX size") from None
-        kind = _FILE_TYPES.get(typ) or _OTHER_TYPES.get(typ) or "other"
+            if typ in _FILE_TYPES and any(k in meta for k in ("GNU.sparse.size", "GNU.sparse.realsize")):
+                raise InvalidInputError(f"invalid archive member {where}: a PAX size and a GNU sparse size "
+                                        "(readers take different ones as the stored size)")
+            size = _pax_int(meta, "size", where)
+        regular = typ in _FILE_TYPES
+        dir_by_slash = typ in (b"0", b"\0", b"7") and (name.endswith("/") or raw_name.endswith(b"/"))
+        kind = "dir" if dir_by_slash else (_FILE_TYPES.get(typ) or _OTHER_TYPES.get(typ) or "other")
         self._current = name
-        self._validate(name, typ, kind, link)
+        self._validate(name, typ, kind, link, size, where)
+        if alt_name is not None:
+            self._validate_alt(alt_name, name, where)
+        if dir_by_slash and size:
+            raise InvalidInputError(f"invalid archive member {where}: a directory written as a regular file "
+                                    f"(trailing '/') with a size of {size} (readers disagree whether data follows)")
+        if size and typ == b"2":
+            raise InvalidInputError(f"invalid archive member {where}: a symlink with a size of {size} (GNU tar "
+                                    "skips that much data after it, tarfile and bsdtar do not)")
+        if size and typ == b"1" and (pending or self.global_pax or self.pax_seen):
+            raise InvalidInputError(f"invalid archive member {where}: a hard link with a size of {size} in a PAX "
+                                    "archive (bsdtar reads that much data after it, GNU tar and tarfile do not)")
 
         self.member_count += 1
         mtime = _mtime(block, meta)
         if mtime is not None and (self.newest_mtime is None or mtime > self.newest_mtime):
             self.newest_mtime = mtime
-        if kind == "file":
-            self.total_size += size
-        if len(self.members) < MAX_LISTED_MEMBERS:
-            self.members.append(MemberInfo(name, size, kind))
+        data = 0 if typ in _NO_DATA_TYPES or dir_by_slash else size
+        shown_size = data
+        if regular:
+            for key in ("GNU.sparse.realsize", "GNU.sparse.size"):
+                if key in meta:
+                    shown_size = _pax_int(meta, key, where)
+            self.total_size += shown_size
+        resolved = resolved_name(name)
+        if self.max_listed is None or len(self.members) < self.max_listed:
+            self.members.append(MemberInfo(resolved, shown_size if kind not in ("dir", "hardlink", "symlink")
+                                           else 0, kind, link if kind in ("symlink", "hardlink") else "", start))
 
-        data = 0 if typ in _NO_DATA_TYPES else size
+        data_offset = offset + BLOCK
         collect = None
-        if name.rstrip("/") in ROOT_HYPERPARAMETERS_NAMES:
-            if kind != "file" or typ == b"S":
-                raise InvalidInputError(f"invalid archive member {name!r}: the root hyperparameters.json is not a "
-                                        "regular file")
-            if size > MAX_HYPERPARAMETERS_SIZE:
-                raise InvalidInputError(f"invalid archive member {name!r}: {size} bytes is too large for "
-                                        "hyperparameters")
-            self.has_root_hyperparameters = True
-            collect = b"H"
+        if resolved in ROOT_HYPERPARAMETERS_NAMES:
+            collect = self._root_hyperparameters(typ, kind, size, link, where)
+        if regular and not dir_by_slash and typ != b"S" and len(self._files) < MAX_REMEMBERED_FILES:
+            self._files[resolved] = (data_offset, size)
         if typ == b"S":
             self.old_gnu_sparse = True
             if block[482]:  # extension blocks with more sparse entries follow the header
@@ -299,6 +404,30 @@ class TarScanner:
                 self._sparse_data = data
                 return
         self._start_data(data, collect=collect, collect_size=size)
+
+    def _root_hyperparameters(self, typ: bytes, kind: str, size: int, link: str, where: str) -> bytes | None:
+        """Judge a member that extracts to the root hyperparameters.json; returns b"H" to collect its data."""
+        if kind == "hardlink":
+            target = self._files.get(resolved_name(link))
+            if target is None:
+                raise InvalidInputError(f"invalid archive member {where}: the root hyperparameters.json is a hard "
+                                        f"link to {link!r}, which is not a regular member before it")
+            if target[1] > MAX_HYPERPARAMETERS_SIZE:
+                raise InvalidInputError(f"invalid archive member {where}: {target[1]} bytes is too large for "
+                                        "hyperparameters")
+            self.has_root_hyperparameters = True
+            self.root_hyperparameters = None
+            self.root_hyperparameters_link = target
+            return None
+        if kind != "file" or typ == b"S":
+            raise InvalidInputError(f"invalid archive member {where}: the root hyperparameters.json is not a "
+                                    "regular file")
+        if size > MAX_HYPERPARAMETERS_SIZE:
+            raise InvalidInputError(f"invalid archive member {where}: {size} bytes is too large for "
+                                    "hyperparameters")
+        self.has_root_hyperparameters = True
+        self.root_hyperparameters_link = None
+        return b"H"
 
     def _on_sparse_extension(self, block: bytes) -> None:
         if block[504]:
@@ -329,15 +458,21 @@ class TarScanner:
         elif kind == b"x":
             self._pending.update(_parse_pax(data, self.pos))
         elif kind == b"g":
-            self._global.update(_parse_pax(data, self.pos))
+            records = _parse_pax(data, self.pos)
+            for key in records:
+                if key in _GLOBAL_FORBIDDEN or key.startswith(_GLOBAL_FORBIDDEN_PREFIXES):
+                    raise InvalidInputError(f"invalid archive: a global PAX header before offset {self.pos} sets "
+                                            f"{key!r} for every later member (tarfile and GNU tar apply it, "
+                                            "bsdtar does not)")
+            self.global_pax.update(records)
         else:  # b"H": the root hyperparameters.json
             parse_hyperparameters(data, f"archive member {self._current!r}")
             self.root_hyperparameters = data
 
     # ---------------------------------------------------------------------------------- validation
-    def _validate(self, name: str, typ: bytes, kind: str, link: str) -> None:
+    def _validate(self, name: str, typ: bytes, kind: str, link: str, size: int, where: str) -> None:
         def bad(reason: str) -> InvalidInputError:
-            return InvalidInputError(f"invalid archive member {name!r}: {reason}")
+            return InvalidInputError(f"invalid archive member {where}: {reason}")
 
         if not name or "\0" in name:
             raise bad("empty or malformed name")
@@ -362,6 +497,18 @@ class TarScanner:
                 raise bad(f"hard link target {link!r} is empty or absolute")
             if ".." in link.split("/"):
                 raise bad(f"hard link target {link!r} leaves the archive")
+            if not _parts(link):
+                raise bad(f"hard link target {link!r} names the archive root")
+
+    def _validate_alt(self, alt: str, name: str, where: str) -> None:
+        """tarfile reads an old-GNU header's atime field as a ustar prefix (``alt``); GNU tar and libarchive do
+        not. Refuse what would be hostile or decide differently under tarfile's reading."""
+        if alt.startswith("/") or ".." in alt.split("/"):
+            raise InvalidInputError(f"invalid archive member {where}: tarfile reads it as {alt!r} (an old-GNU "
+                                    "header whose atime field holds a path)")
+        if _is_root_hyperparameters(alt) != _is_root_hyperparameters(name):
+            raise InvalidInputError(f"invalid archive member {where}: tarfile reads it as {alt!r}, another place "
+                                    "than GNU tar and bsdtar for the root hyperparameters.json")
 
     def _check_symlink(self, parts: list[str], link: str, bad) -> None:  # noqa: ANN001
         if not link:

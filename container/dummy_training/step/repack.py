@@ -130,8 +130,7 @@ def _log_members(result) -> None:  # noqa: ANN001 - engine.EngineResult
     shown = result.members[:LISTED_MEMBERS]
     log.info("archive members (%d):", result.member_count)
     for m in shown:
-        suffix = "/" if m.type == "dir" else ""
-        log.info("  %12s  %-8s %s%s", human_bytes(m.size), m.type, m.name, suffix)
+        log.info("  %12s  %-8s %s", human_bytes(m.size), m.type, m.display_name)
     if result.member_count > len(shown):
         log.info("  ... and %d more members (listing summarised)", result.member_count - len(shown))
 

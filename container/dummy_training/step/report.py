@@ -181,7 +181,7 @@ def _ratio(result: RepackResult) -> float:
 def _root_member(result: RepackResult) -> tuple[int, str] | None:
     """(1-based position, name) of the archive's own root hyperparameters.json among the listed members."""
     for i, m in enumerate(result.members, 1):
-        if m.name.rstrip("/") in contract.ROOT_HYPERPARAMETERS_NAMES and m.type == "file":
+        if m.name in contract.ROOT_HYPERPARAMETERS_NAMES and m.type in ("file", "hardlink"):
             return i, m.name
     return None
 
@@ -228,7 +228,7 @@ def decision_text(result: RepackResult) -> str:
 
 def _member_rows(result: RepackResult, limit: int) -> list[list[str]]:
     shown = result.members[:limit]
-    rows = [[f"{i:,}", md_text(m.name), m.type, size_text(m.size) if m.type == "file" else ""]
+    rows = [[f"{i:,}", md_text(m.display_name), m.type, size_text(m.size) if m.type == "file" else ""]
             for i, m in enumerate(shown, 1)]
     more = result.member_count - len(shown)
     if more > 0:
