@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,11 +18,11 @@ from corpus.oracle import (
     diff,
     engine_rows,
     gzip_members,
+    libarchive_as_engine,
     libarchive_entries,
     libarchive_rows,
     norm,
     snapshot,
-    sparse_names,
     tar_stream,
     tarfile_infos,
     tarfile_rows,
@@ -77,7 +78,8 @@ def check_member_lists(model: Path, readers: tuple[str, ...]) -> list[Row]:
     if "tarfile" in readers:
         problems.append(diff("engine", engine, "tarfile", tarfile_rows(tar)))
     if "libarchive" in readers:
-        problems.append(diff("engine", engine, "libarchive", libarchive_rows(model, sparse_names(tar))))
+        mine, theirs = libarchive_as_engine(tar, engine, libarchive_rows(model))
+        problems.append(diff("engine", mine, "libarchive", theirs))
     problems = [p for p in problems if p]
     assert not problems, "\n".join(problems)
     return engine
@@ -108,8 +110,8 @@ def check_output_listing(model: Path, r: Repacked, *, external: bool) -> None:
         assert member is not None and member.read() == HP_GIVEN.encode()
     if not external:
         return
-    lib_in = libarchive_rows(model, sparse_names(tar_in))
-    lib_out = libarchive_rows(r.path, sparse_names(tar_out))
+    lib_in = libarchive_rows(model)
+    lib_out = libarchive_rows(r.path)
     msg = diff("libarchive(output)", lib_out, "libarchive(input)+hp", lib_in + [_hp_row(end)])
     assert not msg, msg
     e = libarchive_entries(r.path)[-1]
@@ -121,8 +123,9 @@ def check_output_listing(model: Path, r: Repacked, *, external: bool) -> None:
          rb"-rw-r--r-- 0/0 +%d \d{4}-\d\d-\d\d \d\d:\d\d:\d\d hyperparameters\.json"),
         (["bsdtar", "-tv", "-f"], rb"-rw-r--r-- +\d+ 0 +0 +%d .* hyperparameters\.json"),
     ):
-        lines_in = run([*argv, model]).splitlines()
-        lines_out = run([*argv, r.path]).splitlines()
+        rc_in, lines_in, err_in = _listing(argv, model)
+        rc_out, lines_out, err_out = _listing(argv, r.path)
+        assert (rc_in, err_in) == (rc_out, err_out), f"{argv[0]} lists with other errors: {err_in} vs {err_out}"
         assert lines_out[:-1] == lines_in, f"{argv[0]} lists the input's members differently in the output"
         assert re.fullmatch(pattern % len(HP_GIVEN), lines_out[-1]), f"{argv[0]} -tv: {lines_out[-1]!r}"
     gnu = run(["tar", "-tv", "--full-time", "-f", r.path]).splitlines()[-1].decode()
@@ -131,16 +134,30 @@ def check_output_listing(model: Path, r: Repacked, *, external: bool) -> None:
     assert time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(mtime)) in gnu, f"GNU tar mtime: {gnu!r} vs {mtime}"
 
 
+def _listing(argv: list[str], archive: Path) -> tuple[int, list[bytes], list[str]]:
+    """(exit code, stdout lines, error lines without the archive's path): bsdtar lists a GNU posix archive with a
+    non-UTF-8 name but exits 1 ("Pathname can't be converted from UTF-8 to current locale")."""
+    need(argv[0])
+    proc = subprocess.run([*argv, str(archive)], capture_output=True, check=False,
+                          env={**os.environ, "LC_ALL": "C.UTF-8", "TZ": "UTC"})
+    errors = proc.stderr.decode(errors="replace").replace(str(archive), "ARCHIVE").splitlines()
+    return proc.returncode, proc.stdout.splitlines(), errors
+
+
 # ------------------------------------------------------------------------------------------- extraction
-def _extract(tool: str, archive: Path, dest: Path) -> None:
+def _extract(tool: str, archive: Path, dest: Path) -> tuple[int, list[str]]:
+    """(exit code, error lines without the archive's path). A tool may fail on the input (bsdtar cannot convert a
+    non-UTF-8 pax path to the locale's charset): then it must fail the same way on the output."""
     dest.mkdir()
-    if tool == "gnu-tar":
-        run(["tar", "-xpf", archive, "-C", dest])
-    elif tool == "bsdtar":
-        run(["bsdtar", "-xpf", archive, "-C", dest])
-    else:
+    if tool == "tarfile":
         with tarfile.open(fileobj=__import__("io").BytesIO(tar_stream(archive))) as tf:
             tf.extractall(dest, filter="tar")
+        return 0, []
+    argv = ["tar", "-xpf", str(archive), "-C", str(dest)] if tool == "gnu-tar" else \
+        ["bsdtar", "-xpf", str(archive), "-C", str(dest)]
+    proc = subprocess.run(argv, capture_output=True, env={**os.environ, "LC_ALL": "C.UTF-8"}, check=False)
+    text = proc.stderr.decode(errors="replace").replace(str(archive), "ARCHIVE").replace(str(dest), "DEST")
+    return proc.returncode, text.splitlines()
 
 
 def check_extraction(model: Path, r: Repacked, work: Path, tools: tuple[str, ...], *, injected: bool) -> None:
@@ -152,8 +169,9 @@ def check_extraction(model: Path, r: Repacked, work: Path, tools: tuple[str, ...
         if base.exists():
             shutil.rmtree(base)
         base.mkdir()
-        _extract(tool, model, base / "in")
-        _extract(tool, r.path, base / "out")
+        got_in = _extract(tool, model, base / "in")
+        got_out = _extract(tool, r.path, base / "out")
+        assert got_in == got_out, f"{tool} extracts input and output with other errors: {got_in} vs {got_out}"
         tin, tout = snapshot(base / "in"), snapshot(base / "out")
         if injected:
             new = tout.pop(ROOT_HP, None)

@@ -9,8 +9,13 @@ Normalisation, the same on every side (``norm``): names and link targets as byte
 is not UTF-8 compares by its bytes), repeated ``/`` collapsed, leading ``./`` runs removed, a trailing ``/``
 removed, and the root itself (``./``, ``.``) as ``.``. Symlink targets are compared as stored (an extractor
 writes them verbatim); hard-link targets are normalised like names (an extractor resolves them like names).
-Sizes are compared for regular files only, and not for sparse files (the readers give the expanded size, the
-header the stored one); the size field of a link or directory carries no data.
+Sizes are compared for regular files only (a sparse file's: its real size, as both readers give it); the size
+field of a link or directory carries no data.
+
+Where libarchive reads differently from tarfile without a difference for an extractor (``libarchive_as_engine``):
+libarchive's header position of a member counts a global pax header (``g``) or a GNU volume label (``V``) just
+before it as the member's own first header, and it lists no entry for a ``V`` label (tarfile lists it as a member
+of an unknown type, and would extract it as a regular file).
 
 Types: ``file`` (``0``, ``\\0``, ``7``, GNU sparse ``S``), ``dir`` (``5``; GNU dumpdir ``D``; a ``\\0``/``0`` entry
 whose name ends in ``/``, as v7 and MirBSD pax write directories), ``symlink``, ``hardlink``, else ``other``.
@@ -55,15 +60,14 @@ def norm(name: str | bytes | None) -> bytes:
     return raw if raw not in (b"", b".") else b"."
 
 
-def _row(name: str | bytes, kind: str, size: int | None, link: str | bytes | None, offset: int,
-         sparse: bool = False) -> Row:
+def _row(name: str | bytes, kind: str, size: int | None, link: str | bytes | None, offset: int) -> Row:
     if kind == "symlink":
         link_b: bytes | None = os.fsencode(link or "")
     elif kind == "hardlink":
         link_b = norm(link)
     else:
         link_b = None
-    return Row(norm(name), kind, size if kind == "file" and not sparse else None, link_b, offset)
+    return Row(norm(name), kind, size if kind == "file" else None, link_b, offset)
 
 
 # ------------------------------------------------------------------------------------------- streams
@@ -127,8 +131,7 @@ def tarfile_infos(path_or_bytes: Path | bytes) -> list[tarfile.TarInfo]:
 
 
 def tarfile_rows(path_or_bytes: Path | bytes) -> list[Row]:
-    return [_row(i.name, _tarfile_kind(i), i.size, i.linkname, i.offset, i.issparse())
-            for i in tarfile_infos(path_or_bytes)]
+    return [_row(i.name, _tarfile_kind(i), i.size, i.linkname, i.offset) for i in tarfile_infos(path_or_bytes)]
 
 
 # ------------------------------------------------------------------------------------------- libarchive
@@ -162,21 +165,30 @@ def libarchive_entries(path: Path) -> list[dict]:
                 link = (ffi.entry_symlink(entry._entry_p) if kind == "symlink"
                         else ffi.entry_hardlink(entry._entry_p))
             out.append({"name": raw_name, "type": kind, "size": entry.size, "link": link,
-                        "offset": position(archive._pointer), "sparse": bool(entry.get_sparse_count()
-                                                                             if hasattr(entry, "get_sparse_count")
-                                                                             else False),
+                        "offset": position(archive._pointer),
                         "uid": entry.uid, "gid": entry.gid, "uname": entry.uname, "gname": entry.gname,
                         "mode": entry.mode, "mtime": entry.mtime})
     return out
 
 
-def libarchive_rows(path: Path, sparse_names: set[bytes] = frozenset()) -> list[Row]:  # type: ignore[assignment]
-    return [_row(e["name"], e["type"], e["size"], e["link"], e["offset"], norm(e["name"]) in sparse_names)
-            for e in libarchive_entries(path)]
+def libarchive_rows(path: Path) -> list[Row]:
+    return [_row(e["name"], e["type"], e["size"], e["link"], e["offset"]) for e in libarchive_entries(path)]
 
 
-def sparse_names(path_or_bytes: Path | bytes) -> set[bytes]:
-    return {norm(i.name) for i in tarfile_infos(path_or_bytes) if i.issparse()}
+def _typeflag(tar: bytes, offset: int) -> bytes:
+    return tar[offset + 156 : offset + 157]
+
+
+def libarchive_as_engine(tar: bytes, engine: list[Row], lib: list[Row]) -> tuple[list[Row], list[Row]]:
+    """(engine rows, libarchive rows) with the two documented libarchive differences taken out: no ``V`` label
+    rows, and a header position at a ``g``/``V`` header right before the member moved to the member's own."""
+    engine = [r for r in engine if not (r.type == "other" and _typeflag(tar, r.offset) == b"V")]
+    fixed = []
+    for i, row in enumerate(lib):
+        if i < len(engine) and row.offset < engine[i].offset and _typeflag(tar, row.offset) in (b"g", b"V"):
+            row = Row(row.name, row.type, row.size, row.link, engine[i].offset)
+        fixed.append(row)
+    return engine, fixed
 
 
 def diff(label_a: str, a: list[Row], label_b: str, b: list[Row]) -> str:
