@@ -169,6 +169,9 @@ def check_tar(tar: bytes, pieces: bytes = b"") -> None:
                        and b"S" in {tar[i.offset_data - 512 + 156 : i.offset_data - 512 + 157]})
             for a, b, i in zip(engine, theirs, infos, strict=True)) and engine != theirs:
         raise Finding("old GNU sparse size: " + diff("engine", engine, "tarfile", theirs))
+    if len(theirs) < len(engine) and engine[: len(theirs)] == theirs:
+        raise Finding(f"tarfile stops early (F3), after {len(theirs)} of the engine's {len(engine)} members: "
+                      f"{engine[len(theirs)]}")
     if engine != theirs:
         # tarfile stops quietly at a header it cannot parse (after the first): the engine must have refused it
         raise Finding(diff("engine", engine, "tarfile", theirs))

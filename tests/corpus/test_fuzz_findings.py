@@ -1,0 +1,64 @@
+"""Regression tests from the fuzzer's findings (tests/fuzz/fuzz_tar.py; /work/notes/corpus-findings.md F3).
+Python only (default suite): each input is rebuilt with tarfile and patched, and tarfile itself shows the
+disagreement first, so no test can pass vacuously."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from corpus.checks import check_refused, check_scanners_agree
+from corpus.conftest import repack
+from corpus.hostile import _info, fix_checksum, member_offsets, write_tar
+from corpus.oracle import ROOT_HP, tarfile_rows
+from corpus.writers import python_gzip
+
+from dummy_training.errors import InvalidInputError
+
+#: numeric header fields tarfile parses strictly (``int(field up to NUL, stripped, 8)``; a failure ends its
+#: reading of the archive silently, after the first member) and the engine did not: (offset, length)
+FIELDS = {"mode": (100, 8), "uid": (108, 8), "gid": (116, 8), "mtime": (136, 12), "devmajor": (329, 8),
+          "devminor": (337, 8)}
+#: what the fuzzer wrote (mode field "007 0": digits, a space, a digit) and a non-octal digit
+BAD = {"space-inside": b"007 0\0", "not-octal": b"9\0"}
+
+F3 = ("F3: a header whose mode/uid/gid/mtime/devmajor/devminor field tarfile cannot parse ends tarfile's reading "
+      "(it never sees the members after it, a root hyperparameters.json included); the engine reads on")
+
+
+def _patched(field: str, bad: bytes) -> bytes:
+    """a.txt, b.txt (its ``field`` patched), then a root hyperparameters.json"""
+    tar = write_tar([(_info("a.txt"), b"a\n"), (_info("b.txt"), b"b\n"),
+                     (_info("hyperparameters.json"), b'{"epochs": 99}')])
+    offset = member_offsets(tar)["b.txt"]
+    start, length = FIELDS[field]
+    out = bytearray(tar)
+    out[offset + start : offset + start + length] = bad.ljust(length, b"\0")
+    fix_checksum(out, offset)
+    return bytes(out)
+
+
+CASES = [pytest.param(f, b, id=f"{f}-{b}", marks=[pytest.mark.xfail(strict=True, reason=F3)])
+         for f in FIELDS for b in BAD]
+
+
+@pytest.mark.parametrize(("field", "bad"), CASES)
+def test_a_header_tarfile_cannot_parse_is_refused(field: str, bad: str, tmp_path: Path) -> None:
+    tar = _patched(field, BAD[bad])
+    assert [r.name for r in tarfile_rows(tar)] == [b"a.txt"]  # tarfile stops: no b.txt, no hyperparameters.json
+    from corpus.oracle import engine_rows
+
+    with pytest.raises(InvalidInputError):
+        engine_rows(tar)
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(python_gzip(tar))
+    one, two = repack(model, tmp_path, 1), repack(model, tmp_path, 2)
+    check_scanners_agree(one, two, model)
+    check_refused(one)
+
+
+def test_the_unpatched_archive_is_read_whole() -> None:
+    """The same archive, unpatched: tarfile reads all three members (so the patch is what stops it)."""
+    tar = write_tar([(_info("a.txt"), b"a\n"), (_info("b.txt"), b"b\n"),
+                     (_info("hyperparameters.json"), b'{"epochs": 99}')])
+    assert [r.name for r in tarfile_rows(tar)] == [b"a.txt", b"b.txt", ROOT_HP]
