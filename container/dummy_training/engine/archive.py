@@ -39,7 +39,7 @@ from dummy_training.engine.gzip_scan import (
     scan_gzip,
     scan_gzip_parallel,
 )
-from dummy_training.engine.reencode import CHUNK, reencode
+from dummy_training.engine.reencode import CHUNK, gunzip_chunks, reencode
 from dummy_training.engine.scan_child import run_in_child
 from dummy_training.engine.splice import MAX_USTAR_MTIME, build_tail, end_of_archive, tar_member
 from dummy_training.engine.tar_scan import BLOCK, MemberInfo, TarScanner, all_zero, checksum_ok
@@ -193,6 +193,29 @@ def repack_archive(
         raise RuntimeIOError(f"I/O error while repacking {source.location}: {exc}") from None
 
 
+def _judge_linked_hyperparameters(source: ByteSource, tar: TarScanner, *, compressed: bool) -> None:
+    """A root hyperparameters.json stored as a hard link: read its target's data again (it went by before the
+    link was seen) and judge it as the file every reader extracts. Rare, so a second pass is fine."""
+    if not tar.needs_linked_hyperparameters:
+        return
+    assert tar.root_hyperparameters_link is not None
+    offset, size = tar.root_hyperparameters_link
+    if not compressed:
+        tar.set_linked_hyperparameters(source.pread(offset, size))
+        return
+    data = bytearray()
+    pos = 0
+    for piece in gunzip_chunks(source):
+        if pos + len(piece) > offset:
+            data += piece[max(0, offset - pos) : offset + size - pos]
+        pos += len(piece)
+        if len(data) >= size:
+            break
+    if len(data) < size:
+        raise InvalidInputError("the input changed while it was being read (tar stream ended early)")
+    tar.set_linked_hyperparameters(bytes(data))
+
+
 def _repack(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progress: _Progress,
             rule: MtimeRule) -> EngineResult:
     size = source.size
@@ -214,7 +237,7 @@ class _Appended:
 def _appended(hyperparameters: bytes, tar: TarScanner, rule: MtimeRule) -> _Appended:
     assert tar.end is not None
     mtime, how = rule.choose(tar)
-    member = tar_member(hyperparameters, mtime=mtime)
+    member = tar_member(hyperparameters, mtime=mtime, overrides=tar.global_pax)
     return _Appended(member + end_of_archive(tar.end + len(member)), mtime, how)
 
 
@@ -236,6 +259,7 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
         progress(done)
     tar.finish()
     assert tar.end is not None
+    _judge_linked_hyperparameters(source, tar, compressed=False)
     written_before = sink.stats().get("bytes_written", 0)
     appended = None
     if tar.has_root_hyperparameters:
@@ -345,6 +369,7 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
     tar = scan.tar
     end = tar.end
     assert end is not None
+    _judge_linked_hyperparameters(source, tar, compressed=True)
     if tar.has_root_hyperparameters:
         copier.exactly(size)
         progress(size, force=True)

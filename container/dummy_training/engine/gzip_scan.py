@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -374,6 +375,29 @@ def has_long_blocks(source: ByteSource, limit: int = PARALLEL_READ) -> bool:
     return False
 
 
+#: Compressed bytes inflated to see whether the first gzip member ends well before the input does.
+FIRST_MEMBER_PROBE = 1 << 20
+
+
+def _first_member_ends_early(source: ByteSource, header_len: int) -> bool:
+    """The first gzip member ends within the first MiB and more input follows: a multi-member gzip whose
+    first members may be empty (``gzip </dev/null > m.gz; gzip -c model.tar >> m.gz``). The whole-input CRC
+    and length the parallel scan checks against the last trailer match such a file, since empty members add
+    nothing to either, so it must be caught here."""
+    probe = source.pread(header_len, min(FIRST_MEMBER_PROBE, source.size - header_len))
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflater.decompress(probe, 1 << 16)
+        while inflater.unconsumed_tail and not inflater.eof:
+            inflater.decompress(inflater.unconsumed_tail, 1 << 16)
+    except zlib.error:
+        return False  # the scan itself reports corrupt data
+    if not inflater.eof:
+        return False
+    member_end = header_len + len(probe) - len(inflater.unused_data) + 8
+    return member_end < source.size
+
+
 def scan_gzip_parallel(
     source: ByteSource,
     *,
@@ -398,6 +422,8 @@ def scan_gzip_parallel(
         header_len = parse_gzip_header(source.pread(0, 65536))
     except InvalidInputError:
         return None
+    if _first_member_ends_early(source, header_len):
+        return None  # leading empty gzip members: the CRC check below cannot tell them from one member
     trailer_crc, trailer_size = struct.unpack("<II", source.pread(size - 8, 8))
     tar = TarScanner()
     kept = _KeptNotifier(on_kept)

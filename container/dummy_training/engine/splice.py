@@ -22,23 +22,40 @@ from __future__ import annotations
 import itertools
 import struct
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 from isal.isal_zlib import crc32_combine
 
 from dummy_training.contract import HYPERPARAMETERS_FILENAME
 from dummy_training.engine.gzip_scan import SplicePoint
 from dummy_training.engine.parallel_deflate import DeflateStream
-from dummy_training.engine.tar_scan import BLOCK, RECORD
+from dummy_training.engine.tar_scan import BLOCK, GLOBAL_OVERRIDDEN, RECORD
 
 #: The largest mtime a ustar header holds (11 octal digits: the year 2242).
 MAX_USTAR_MTIME = 8**11 - 1
 
 
-def tar_member(data: bytes, *, mtime: int, name: str = HYPERPARAMETERS_FILENAME) -> bytes:
+def injected_pax(overrides: Mapping[str, str], *, mtime: int, name: str) -> dict[str, str]:
+    """The PAX records that make the injected member read as promised after the archive's global PAX headers
+    (which tarfile and GNU tar apply to every later member, ours included): each global keyword we promise a
+    value for, set back to it. Empty when no global header set one, so the member stays a plain ustar header."""
+    promised = {"uid": "0", "gid": "0", "uname": "", "gname": "", "mtime": str(mtime), "atime": str(mtime),
+                "ctime": str(mtime), "path": name}
+    return {key: promised[key] for key in sorted(overrides) if key in GLOBAL_OVERRIDDEN}
+
+
+def tar_member(data: bytes, *, mtime: int, name: str = HYPERPARAMETERS_FILENAME,
+               overrides: Mapping[str, str] | None = None) -> bytes:
     """A regular-file tar member with its data padded to 512 bytes: one ustar header (no PAX or GNU header, so
     no atime/ctime), mode 0644, owner 0:0 with no user or group name, and the given mtime. The same arguments
-    give the same bytes."""
+    give the same bytes. ``overrides``: the archive's global PAX records; a keyword among them that would change
+    what the member reads as (owner, names, times) is set back by a PAX header of the member's own."""
+    records = injected_pax(overrides or {}, mtime=int(mtime), name=name)
+    head = b""
+    if records:
+        pax = tarfile.TarInfo._create_pax_generic_header(records, tarfile.XHDTYPE, "utf-8")  # type: ignore[attr-defined]
+        # tarfile names it ././@PaxHeader with mode 0644, owner 0:0, mtime 0: nothing taken from the clock
+        head = pax
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644
@@ -46,7 +63,7 @@ def tar_member(data: bytes, *, mtime: int, name: str = HYPERPARAMETERS_FILENAME)
     info.uname = info.gname = ""
     info.mtime = int(mtime)
     info.type = tarfile.REGTYPE
-    return info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % BLOCK)
+    return head + info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % BLOCK)
 
 
 def end_of_archive(offset: int) -> bytes:
