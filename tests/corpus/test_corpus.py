@@ -33,10 +33,8 @@ pytestmark = pytest.mark.corpus
 
 #: cases that fail on the current engine, each confirmed in /work/notes/corpus-findings.md (strict: a fixed case
 #: turns red until its entry is removed here)
-_F1 = "F1: a global pax uname/gname/uid/gid applies to the injected member (tarfile reads 1234:1234 builder)"
 _F2 = "F2: an old GNU sparse member's MemberInfo.size is its stored size, the readers give the real size"
 KNOWN: dict[tuple[str, str], str] = {
-    ("readback", "gnu-tar-posix-global-owner"): _F1,
     **{("members", c): _F2 for c in ("gnu-tar-gnu-sparse", "gnu-tar-gnu-sparse+hp", "gnu-tar-oldgnu-sparse",
                                      "gnu-tar-oldgnu-sparse+hp", "gnu-tar-oldgnu-sparse-multi-empty-first",
                                      "gnu-tar-oldgnu-sparse-plain")},

@@ -51,10 +51,7 @@ def test_hidden_root_hyperparameters_are_never_overwritten(name: str, tmp_path: 
 
 
 #: confirmed failures of the current engine (/work/notes/corpus-findings.md); strict: remove when fixed
-KNOWN_LEGIT = {
-    "global-pax-owner": "F1: a global pax uname/gname/uid/gid applies to the injected member (reads 1234:1234)",
-    "global-pax-mtime-mode": "F1: a global pax mtime applies to the injected member (reads 1600000000.5)",
-}
+KNOWN_LEGIT: dict[str, str] = {}  # F1 (global pax owner/mtime on the injected member): fixed in 7207bd4
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_LEGIT[n])]
