@@ -322,3 +322,26 @@ def test_no_hyperparameters_anywhere_is_still_exit_1(tmp_path: Path, scanner: st
     data = gzip.compress(hidden_behind(b"5", "model.bin", b"weights"), mtime=0)
     with pytest.raises(InputNotFoundError):
         repack(data, tmp_path, scanner, hp=None)
+
+
+@pytest.mark.parametrize("field, start", [("mode", 100), ("uid", 108), ("gid", 116), ("mtime", 136),
+                                          ("devmajor", 329), ("devminor", 337)])
+def test_a_numeric_field_tarfile_cannot_read_is_refused(field: str, start: int) -> None:
+    """tarfile stops at such a header (silently, after the first member: the root hyperparameters.json behind it
+    is never extracted); GNU tar and bsdtar read on. Found by tests/fuzz."""
+    tar = build_tar([file("a.txt", b"a"), file("b.txt", b"b"), file("hyperparameters.json", OWN_HP)],
+                    tarfile.USTAR_FORMAT)
+    bad = patch(tar, header_offsets(tar)["b.txt"], field=(start, b"007 0\0"))
+    assert tarfile_names(bad) == ["a.txt"]
+    with pytest.raises(InvalidInputError, match=f"bad {field} field"):
+        scan(bad)
+
+
+def test_an_old_gnu_sparse_member_is_listed_with_its_real_size() -> None:
+    tar = build_tar([file("model/s.bin", b"s" * 9000)], tarfile.GNU_FORMAT)
+    sparse = bytearray(old_gnu_sparse(tar, 0))
+    sparse[483:495] = b"%011o\0" % 50_000  # a real size beyond the stored data: holes after it
+    sparse = patch(bytes(sparse), 0)
+    with tarfile.open(fileobj=io.BytesIO(sparse)) as tf:
+        assert [m.size for m in tf] == [50_000]
+    assert [(m.name, m.size) for m in scan(sparse).members] == [("model/s.bin", 50_000)]

@@ -31,6 +31,7 @@ import concurrent.futures as cf
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,9 @@ PARTS_IN_FLIGHT = 8
 UPLOADS_IN_FLIGHT = 3  # uploaded parts held in memory at once
 ABORT_GRACE_SECONDS = 10.0  # parts in flight may finish before the abort (pods get ~30 s after SIGTERM)
 ABORT_WAIT_SECONDS = 120.0
-_BODY_READ_ATTEMPTS = 3
+_BODY_READ_ATTEMPTS = 5  # breaks of a GET body in a row without progress before we give up
+_BODY_RETRY_PAUSE = 0.05  # seconds, doubled after each break without progress
+_BODY_PIECE = 1 << 20
 
 
 # ------------------------------------------------------------------------------------------ traffic
@@ -294,22 +297,26 @@ class S3Source:
             return self._pool
 
     def _get(self, start: int, end: int) -> bytes:
-        """Bytes [start, end), conditional on the pinned ETag (and VersionId)."""
+        """Bytes [start, end), conditional on the pinned ETag (and VersionId).
+
+        A body that breaks mid-stream (botocore retries a failed call, but not a body cut after the call
+        returned) is resumed: the bytes received are kept and only the rest is asked for again. Up to
+        ``_BODY_READ_ATTEMPTS`` breaks in a row without a byte of progress, with a growing pause between them."""
         from botocore.exceptions import BotoCoreError, ClientError
 
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": f"bytes={start}-{end - 1}",
-                                  "IfMatch": self.etag}
         what = f"read {self.location}"
-        for attempt in range(1, _BODY_READ_ATTEMPTS + 1):
+        data = bytearray()
+        stalled = 0
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key,
+                                      "Range": f"bytes={start + len(data)}-{end - 1}", "IfMatch": self.etag}
             if self.version_id and self.pin_version:
                 kwargs["VersionId"] = self.version_id
-            else:
-                kwargs.pop("VersionId", None)
             try:
                 response = self.client.get_object(**kwargs)
             except ClientError as exc:
                 code = aws.error_code(exc)
-                if code in ("AccessDenied", "403") and "VersionId" in kwargs and attempt < _BODY_READ_ATTEMPTS:
+                if code in ("AccessDenied", "403") and "VersionId" in kwargs:
                     log.info("no permission to read version %s of %s: pinning to its ETag only",
                              self.version_id, self.location)
                     self.pin_version = False
@@ -321,21 +328,26 @@ class S3Source:
                 raise aws.translate_error(exc, what) from None
             except BotoCoreError as exc:
                 raise aws.translate_error(exc, what) from None
-            try:
-                data = response["Body"].read()
-            except (BotoCoreError, OSError) as exc:  # the connection broke mid-body: ask again
-                if attempt == _BODY_READ_ATTEMPTS:
-                    raise aws.translate_error(exc, what) from None
-                continue
             if response.get("ETag") not in (None, self.etag):
                 raise self._changed()
+            before = len(data)
+            try:
+                for piece in response["Body"].iter_chunks(_BODY_PIECE):
+                    data += piece
+            except (BotoCoreError, OSError) as exc:  # the connection broke mid-body: ask for the rest
+                stalled = 0 if len(data) > before else stalled + 1
+                if stalled >= _BODY_READ_ATTEMPTS:
+                    raise aws.translate_error(exc, what) from None
+                log.debug("%s: the body broke after %d of %d bytes (%s): asking for the rest", what, len(data),
+                          end - start, exc)
+                time.sleep(_BODY_RETRY_PAUSE * 2**stalled)
+                continue
             if len(data) != end - start:
                 raise RuntimeIOError(f"{what}: asked for {end - start} bytes at {start}, got {len(data)}")
             with self._lock:
                 self.bytes_read += len(data)
                 self.requests += 1
-            return data
-        raise AssertionError("unreachable")
+            return bytes(data)
 
 
 def _split(data: bytes, chunk_size: int) -> Iterator[bytes]:

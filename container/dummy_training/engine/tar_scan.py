@@ -109,6 +109,23 @@ def _number(field: bytes, what: str, offset: int) -> int:
         raise InvalidInputError(f"invalid tar header at offset {offset}: bad {what} field") from None
 
 
+#: Numeric header fields every reader parses (tarfile's ``frombuf``): where one is not a number tarfile stops
+#: reading the archive (silently, after the first member), while GNU tar and bsdtar read on.
+_NUMERIC_FIELDS = (("mode", 100, 108), ("uid", 108, 116), ("gid", 116, 124), ("mtime", 136, 148),
+                   ("devmajor", 329, 337), ("devminor", 337, 345))
+
+
+def _check_numbers(block: bytes, offset: int) -> None:
+    for what, start, end in _NUMERIC_FIELDS:
+        field = block[start:end]
+        if field[:1] in (b"\x80", b"\xff"):
+            continue  # base-256: any value is one
+        text = field.split(b"\0", 1)[0].strip()
+        if text and not all(48 <= c <= 55 for c in text):
+            raise InvalidInputError(f"invalid tar header at offset {offset}: bad {what} field {bytes(field)!r} "
+                                    "(tarfile stops reading the archive there, GNU tar and bsdtar read on)")
+
+
 def checksum_ok(block: bytes) -> bool:
     """The header checksum matches (unsigned or, as some old tars wrote it, signed byte sum)."""
     try:
@@ -317,6 +334,7 @@ class TarScanner:
             raise InvalidInputError(f"invalid archive: bad tar header checksum at offset {offset}")
         typ = block[156:157]
         size = _number(block[124:136], "size", offset)
+        _check_numbers(block, offset)
         if typ in _META_TYPES:
             if size > MAX_META_SIZE:
                 raise InvalidInputError(f"invalid archive: metadata header of {size} bytes at offset {offset}")
@@ -381,6 +399,8 @@ class TarScanner:
             self.newest_mtime = mtime
         data = 0 if typ in _NO_DATA_TYPES or dir_by_slash else size
         shown_size = data
+        if typ == b"S":  # old GNU sparse: the real size is in the header, the size field holds the stored data
+            shown_size = _number(block[483:495], "real size", offset) or data
         if regular:
             for key in ("GNU.sparse.realsize", "GNU.sparse.size"):
                 if key in meta:
