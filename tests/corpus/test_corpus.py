@@ -33,12 +33,7 @@ pytestmark = pytest.mark.corpus
 
 #: cases that fail on the current engine, each confirmed in /work/notes/corpus-findings.md (strict: a fixed case
 #: turns red until its entry is removed here)
-_F2 = "F2: an old GNU sparse member's MemberInfo.size is its stored size, the readers give the real size"
-KNOWN: dict[tuple[str, str], str] = {
-    **{("members", c): _F2 for c in ("gnu-tar-gnu-sparse", "gnu-tar-gnu-sparse+hp", "gnu-tar-oldgnu-sparse",
-                                     "gnu-tar-oldgnu-sparse+hp", "gnu-tar-oldgnu-sparse-multi-empty-first",
-                                     "gnu-tar-oldgnu-sparse-plain")},
-}
+KNOWN: dict[tuple[str, str], str] = {}  # F1 fixed in 7207bd4, F2 in 2dacef2
 
 
 def _params(test: str) -> list:

@@ -37,13 +37,14 @@ def test_hostile_archive_is_refused(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(HIDDEN_HP))
 def test_hidden_root_hyperparameters_are_never_overwritten(name: str, tmp_path: Path) -> None:
     """tarfile sees the model's own root hyperparameters.json: the engine must not inject a second one (which
-    would replace it on extraction): refused (exit 2) or preserved byte for byte."""
+    would replace it on extraction). Behind a sized hard link or directory the readers agree (no data after
+    either): preserved byte for byte. Behind a sized symlink they do not (GNU tar skips the size): refused."""
     tar = HIDDEN_HP[name]()
     assert ROOT_HP in [row.name for row in tarfile_rows(tar)]
     model = _model(tmp_path, tar)
     one, two = _both(model, tmp_path)
     check_scanners_agree(one, two, model)
-    if one.rc == 2:
+    if "type-2" in name:
         check_refused(one)
     else:
         assert one.rc == 0 and one.result is not None, one.stderr

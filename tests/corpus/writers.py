@@ -81,6 +81,7 @@ class Tree:
     xattrs: bool = False
     hard_link: bool = True
     small: bool = False  # a few KB in all (the fuzzer's seeds)
+    big: bool = False  # ~7 MB compressed: more than one parallel-scan chunk (PARALLEL_READ, 4 MiB) to split
 
 
 def _touch_all(root: Path) -> None:
@@ -94,10 +95,10 @@ def make_tree(root: Path, tree: Tree) -> list[str]:
     """Write the model tree under ``root``; returns its top-level names (in the order the writers get them)."""
     rng = random.Random(19)
     root.mkdir(parents=True)
-    (root / "model.bin").write_bytes(rng.randbytes(3000 if tree.small else 1_200_000))
+    (root / "model.bin").write_bytes(rng.randbytes(3000 if tree.small else 6_000_000 if tree.big else 1_200_000))
     (root / "config.json").write_text('{"layers": 12, "hidden": 768}\n')
     (root / "data").mkdir()
-    lines = range(40 if tree.small else 8000)
+    lines = range(40 if tree.small else 100_000 if tree.big else 8000)
     (root / "data" / "notes.txt").write_text("".join(f"line {i}: the quick brown fox {i * i}\n" for i in lines))
     (root / "data" / "empty").mkdir()
     (root / "model").mkdir()
@@ -356,6 +357,15 @@ def _cases() -> list[Case]:
             hp=comp in ("plain", "multi-empty-first", "pigz-i", "igzip-0", "bgzip"))
         add(f"bsdtar-pax-{comp}", "bsdtar", bsdtar("pax", "dot"), short, tools=("bsdtar",), compressor=comp,
             hp=False)
+    # bigger than one parallel-scan chunk: the parallel scanner really splits (issue 19: a leading empty gzip
+    # member and an old GNU sparse re-encode gave other bytes with two threads)
+    big = Tree(big=True)
+    add("gnu-tar-posix-big", "gnu-tar", gnu_tar("posix"), big, tools=("tar",))
+    for comp in ("multi-empty-first", "pigz-11", "igzip-1"):
+        add(f"gnu-tar-posix-big-{comp}", "gnu-tar", gnu_tar("posix"), big, tools=("tar",), compressor=comp,
+            hp=comp == "multi-empty-first")
+    add("gnu-tar-oldgnu-sparse-big", "gnu-tar", gnu_tar("oldgnu", "-S"), Tree(big=True, sparse=True),
+        tools=("tar",), hp=False)
     cases.append(Case("gnu-tar-oldgnu-sparse-multi-empty-first", "gnu-tar", gnu_tar("oldgnu", "-S"),
                       Tree(sparse=True), "multi-empty-first", "inject", ("tar",)))
     cases.append(Case("gnu-tar-oldgnu-sparse-plain", "gnu-tar", gnu_tar("oldgnu", "-S"), Tree(sparse=True),
