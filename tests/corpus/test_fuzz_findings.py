@@ -59,3 +59,45 @@ def test_the_unpatched_archive_is_read_whole() -> None:
     tar = write_tar([(_info("a.txt"), b"a\n"), (_info("b.txt"), b"b\n"),
                      (_info("hyperparameters.json"), b'{"epochs": 99}')])
     assert [r.name for r in tarfile_rows(tar)] == [b"a.txt", b"b.txt", ROOT_HP]
+
+
+def _v7_with_prefix(name: str, prefix: bytes) -> bytes:
+    """a.txt, then ``name`` in a header without magic (v7) holding ``prefix`` at bytes 345..: tarfile joins it to
+    the name as a ustar prefix whatever the magic, GNU tar and libarchive do not (the fuzzer's second case)."""
+    tar = write_tar([(_info("a.txt"), b"a\n"), (_info(name), b"{}\n")])
+    offset = member_offsets(tar)[name]
+    out = bytearray(tar)
+    out[offset + 257 : offset + 265] = bytes(8)  # no magic, no version
+    out[offset + 345 : offset + 345 + len(prefix)] = prefix
+    fix_checksum(out, offset)
+    return bytes(out)
+
+
+def test_a_v7_header_prefix_tarfile_alone_reads_is_judged_under_both_names(tmp_path: Path) -> None:
+    """Harmless under both readings ('config.json' / 'er/config.json'): repacked, read back alike."""
+    from corpus.checks import check_output_listing
+
+    tar = _v7_with_prefix("config.json", b"er")
+    assert [r.name for r in tarfile_rows(tar)] == [b"a.txt", b"er/config.json"]
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(python_gzip(tar))
+    one, two = repack(model, tmp_path, 1), repack(model, tmp_path, 2)
+    check_scanners_agree(one, two, model)
+    assert one.rc == 0 and one.result is not None and one.result["decision"] == "injected", one.stderr
+    check_output_listing(model, one, external=False)
+
+
+@pytest.mark.parametrize(("name", "prefix", "why"), [
+    ("hyperparameters.json", b"sub", "tarfile would not see the root hyperparameters.json"),
+    ("config.json", b"..", "tarfile would write ../config.json"),
+    ("config.json", b"/etc", "tarfile would write /etc/config.json"),
+])
+def test_a_v7_header_prefix_that_changes_the_outcome_is_refused(name: str, prefix: bytes, why: str,
+                                                               tmp_path: Path) -> None:
+    tar = _v7_with_prefix(name, prefix)
+    assert tarfile_rows(tar)[-1].name == prefix + b"/" + name.encode(), why
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(python_gzip(tar))
+    one, two = repack(model, tmp_path, 1), repack(model, tmp_path, 2)
+    check_scanners_agree(one, two, model)
+    check_refused(one)

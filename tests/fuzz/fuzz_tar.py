@@ -156,13 +156,14 @@ def check_tar(tar: bytes, pieces: bytes = b"") -> None:
     engine = [_row(m.name, m.type, m.size, m.link, m.offset) for m in scanner.members]
     theirs = [_row(i.name, _tarfile_kind(i), i.size, i.linkname, i.offset) for i in infos]
     if len(engine) == len(theirs) and engine != theirs:
-        # tarfile joins an old-GNU header's atime field to the name as if it were a ustar prefix: the engine
-        # lists GNU tar's and libarchive's name (and judges tarfile's too); compare the rest
+        # tarfile joins bytes 345..500 to the name as a ustar prefix whatever the magic (an old-GNU header's
+        # atime field, or whatever a v7 header without magic holds there); GNU tar and libarchive only for POSIX
+        # ustar: the engine lists their name and judges tarfile's too (root decision, escapes); compare the rest
         for k, (mine, info) in enumerate(zip(engine, infos, strict=True)):
             own = info.offset_data - 512
-            if (mine.name != theirs[k].name and tar[own + 257 : own + 265] == b"ustar  \0" and tar[own + 345]
+            if (mine.name != theirs[k].name and tar[own + 257 : own + 263] != b"ustar\0" and tar[own + 345]
                     and theirs[k].name.endswith(b"/" + mine.name)):
-                STATS["tarfile reads a GNU atime as a prefix"] += 1
+                STATS["tarfile reads a non-POSIX header's bytes 345.. as a prefix"] += 1
                 engine[k] = theirs[k].__class__(theirs[k].name, *list(mine.__dict__.values())[1:])
     if len(engine) == len(theirs) and all(
             a == b or (a.size != b.size and (a.name, a.type, a.link, a.offset) == (b.name, b.type, b.link, b.offset)
