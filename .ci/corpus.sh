@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# CI, real-world corpus tier (issue 19): archives written at test time by the real tar writers and compressors,
+# each repacked with both scanners and checked against GNU tar, bsdtar (libarchive) and Python's tarfile:
+# `pytest -m corpus tests/corpus`.
+#
+#   .ci/corpus.sh          # as root on a Debian/Ubuntu machine (CI); idempotent
+#
+# Installs what is missing (Debian package names): tar (GNU tar), libarchive-tools (bsdtar), libarchive13 (for
+# the libarchive-c binding, pip's [test] extra), pax (MirBSD pax), busybox, pigz, zopfli, isal (igzip), tabix
+# (bgzip), attr (setfattr), acl (setfacl). A missing tool makes the corpus tests fail, naming the package.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 DEBIAN_FRONTEND=noninteractive
+started=$SECONDS
+step() { echo "== $* ($((SECONDS - started)) s)"; }
+
+step "writers and readers from apt"
+missing=()
+for p in tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  [ "$(id -u)" = 0 ] || { echo "corpus.sh: run as root to install ${missing[*]}" >&2; exit 1; }
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+tar --version | head -n1
+bsdtar --version
+python3 -c 'import libarchive' 2>/dev/null || python3 -m pip install -q -e ".[test]"
+
+step "pytest -m corpus tests/corpus"
+python3 -m pytest -m corpus tests/corpus
+step "done"
