@@ -116,7 +116,8 @@ def test_staged_job_role_grants_what_sagemaker_does_for_the_request(tmp_path: Pa
     registry, _, repository = request["AppSpecification"]["ImageUri"].partition("/")
     account, region = registry.split(".")[0], registry.split(".")[3]
     repo_arn = f"arn:aws:ecr:{region}:{account}:repository/{repository.split(':')[0]}"
-    needs += [("ecr:BatchGetImage", repo_arn), ("ecr:GetDownloadUrlForLayer", repo_arn), ("ecr:GetAuthorizationToken", "*"),
+    needs += [("ecr:BatchGetImage", repo_arn), ("ecr:GetDownloadUrlForLayer", repo_arn),
+              ("ecr:GetAuthorizationToken", "*"),
               ("logs:CreateLogStream", f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/ProcessingJobs:"
                                        "log-stream:staged/algo-1"),
               ("logs:PutLogEvents", f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/ProcessingJobs:"
