@@ -1,7 +1,8 @@
 """Records every AWS operation the package's own clients call (``aws.CLIENT_HOOKS`` + botocore
-``provide-client-params``, which sees the API parameters), by who calls it: ``launcher`` (clients made by dummy_training.sagemaker / .ack) or ``repack`` (the step, its S3
-ends and the KFP components' runtime: what the S3 component's pod, or an s3_direct job, does). Installed for
-the whole session by conftest; tests/test_iam_policies.py checks docs/iam/ grants every recorded call."""
+``provide-client-params``, which sees the API parameters), by who calls it: ``launcher`` (clients made by
+dummy_training.sagemaker), ``ack-launcher`` (dummy_training.ack) or ``repack`` (the step, its S3 ends and the KFP
+components' runtime: what the S3 component's pod, or an s3_direct job, does). Installed for the whole session by
+conftest; tests/test_iam_policies.py checks docs/iam/ grants every recorded call."""
 
 from __future__ import annotations
 
