@@ -295,3 +295,14 @@ def test_throttling_is_retried_by_botocore(s3, bucket: str) -> None:
         fake.stop()
     assert result.reused
     assert fake.names() == ["DescribeProcessingJob"] * 2  # a throttled answer, then the real one
+
+
+def test_concurrent_twin_with_another_request_is_refused(stubbed, bucket: str) -> None:
+    """ResourceInUse on create: the twin is described and compared like any existing job."""
+    stub, clients = stubbed
+    _not_found(stub, "job-1")
+    stub.add_client_error("create_processing_job", service_error_code="ResourceInUse",
+                          service_message="Job job-1 already exists")
+    _describe(stub, _desc("job-1", "InProgress", bucket, cfg={"image_uri": "img:other"}))
+    with pytest.raises(InvalidInputError, match="job-1 already exists with another request .*ImageUri: img:other"):
+        sagemaker_launcher.launch(_cfg(bucket), clients=clients, sleep=FakeTime().sleep)
