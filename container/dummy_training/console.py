@@ -3,7 +3,9 @@ one-line error with the CLI's exit code. Shared by the CLI, the KFP component ru
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -38,7 +40,16 @@ def print_error(exc: BaseException | str) -> None:
     print(f"{ERROR_PREFIX} {exc}", file=sys.stderr, flush=True)
 
 
+#: When set (by ``dummy-training demo``), a failing KFP task also appends its exit code to this file: kfp.local
+#: reports a failed task as FAILURE only, and the demo exits with the task's own code.
+EXIT_CODE_FILE_ENV = "DUMMY_TRAINING_EXIT_CODE_FILE"
+
+
 def fail(exc: BaseException, code: int) -> NoReturn:
     """End a KFP task the way the CLI ends: one line on stderr, the CLI's exit code."""
     print_error(exc)
+    record = os.environ.get(EXIT_CODE_FILE_ENV)
+    if record:
+        with contextlib.suppress(OSError), open(record, "a") as fh:
+            fh.write(f"{code}\n")
     raise SystemExit(code) from None

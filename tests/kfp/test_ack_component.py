@@ -101,7 +101,9 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
     assert spec["environment"] == {"LOG_LEVEL": "debug"}
     assert spec["tags"] == [{"key": "team", "value": "ml"}]
     assert spec["networkConfig"]["vpcConfig"] == {"securityGroupIDs": ["sg-1"], "subnets": ["subnet-1", "subnet-2"]}
-    hp = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/config/hyperparameters.json")["Body"].read()
+    (hp_uri,) = [i["s3Input"]["s3URI"] for i in spec["processingInputs"] if i["inputName"] == "config"]
+    assert hp_uri.startswith(f"s3://{bucket}/runs/{name}/input/config/sha256-")  # named by its content
+    hp = s3.get_object(Bucket=bucket, Key=hp_uri.split("/", 3)[3])["Body"].read()
     assert json.loads(hp) == {"lr": 0.1}
 
 

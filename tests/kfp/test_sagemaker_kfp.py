@@ -7,6 +7,7 @@ by the pipeline's downstream check step."""
 
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,8 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     name = creates[0]["ProcessingJobName"]
     assert name.startswith("dummy-training-")  # derived from the run and task ids
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in creates[0]["ProcessingInputs"]}
-    assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS].endswith("/input/config/hyperparameters.json")
+    hp_uri = inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]  # copied to a key named by its source URI
+    assert re.search(r"/input/config/s3-[0-9a-f]{16}/hyperparameters.json$", hp_uri)
     # the played job's output was delivered into the Output[Model] and read by the check step
     assert result.checked_hyperparameters == {"epochs": 4}
     with tarfile.open(result.output) as tar:

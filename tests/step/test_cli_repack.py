@@ -320,3 +320,15 @@ def test_fsync_flag_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert code == 0
     assert read_members(tmp_path / "out" / "model.tar.gz")["hyperparameters.json"] == b'{"a": 1}'
     assert len(synced) == (2 if durable else 0)  # the file before the rename, the directory after it
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/x", "gs://bucket/x", "minio://host/b", "file:///tmp/x"])
+def test_output_dir_refuses_a_uri_and_points_at_output_uri(tmp_path: Path, uri: str) -> None:
+    """`--output-dir s3://...` once wrote a local ./s3:/bucket/x/model.tar.gz and exited 0."""
+    model = make_archive(tmp_path / "model.tar.gz", MEMBERS)
+    res = run_cli("repack", "--model", str(model), "--hyperparameters-json", "{}", "--output-dir", uri, cwd=tmp_path)
+    assert res.returncode == EXIT_INVALID_INPUT
+    assert error_lines(res.stderr) == [f"dummy-training: error: --output-dir takes a local directory, got the URI "
+                                       f"{uri!r}: to write to S3 use --output-uri"]
+    assert "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tar.gz"]  # nothing written

@@ -129,6 +129,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     wait.add_argument("--no-logs", dest="stream_logs", action="store_false",
                       help="do not stream the job's CloudWatch logs")
     add_output_arguments(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the CreateProcessingJob request as JSON (local inputs at the S3 URIs they would be "
+                        "staged to; the job named as its first attempt) and exit: no AWS call, no credentials "
+                        "needed. Feeds `aws sagemaker create-processing-job --cli-input-json file://...`")
     p.set_defaults(func=run)
 
 
@@ -186,6 +190,11 @@ def run(args: argparse.Namespace) -> int:
     from dummy_training.sagemaker.report import JobSummary
 
     config = config_from_args(args)
+    if args.dry_run:
+        from dummy_training.sagemaker.launcher import dry_run
+
+        print(json.dumps(dry_run(config), indent=2))
+        return 0
     job = JobSummary(backend=BACKEND)
     return report_launch(args, with_report(args, job, lambda: launch(config, job=job)))
 

@@ -49,7 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dummy_training.step.repack import run_repack
+    from dummy_training.step.resolve import resolve_output
 
+    # the output flags are judged first (e.g. --output-dir s3://... points at --output-uri), before any input
+    resolve_output(getattr(args, contract.OUTPUT_DIR.name), getattr(args, contract.OUTPUT_URI.name))
     result = run_repack(
         model=getattr(args, contract.MODEL.name),
         hyperparameters=getattr(args, contract.HYPERPARAMETERS.name),
