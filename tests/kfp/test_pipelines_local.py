@@ -80,7 +80,7 @@ def test_inject_from_hyperparameters_file(tmp_path: Path) -> None:
     assert f"`{result.metadata['sha256']}`" in report
     # and its metrics (Output[Metrics]) are the figures the KFP UI compares
     assert result.metrics["injected"] == 1.0
-    assert result.metrics["members"] == len(got) - 1  # the input's members
+    assert result.metrics["members"] == len(got)  # the output's members, the injected one included
     assert result.metrics["output_bytes"] == result.output.stat().st_size
     assert result.metrics["input_bytes"] == model.stat().st_size
     assert result.metrics["bytes_written"] > 0 and result.metrics["seconds"] > 0

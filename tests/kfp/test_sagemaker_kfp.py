@@ -114,7 +114,7 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     assert "\n## dummy-training repack: hyperparameters.json injected\n" in report
     assert "| 1 | weights.bin | file | 5 bytes |" in report
     assert f"| The job's report (S3) | s3://{bucket}/runs/{name}/report/report.md |".replace("_", "\\_") in report
-    assert result.metrics["members"] == 1 and result.metrics["injected"] == 1
+    assert result.metrics["members"] == 2 and result.metrics["injected"] == 1  # weights.bin + the injected file
 
 
 def test_failed_launch_still_writes_and_logs_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

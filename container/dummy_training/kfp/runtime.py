@@ -79,7 +79,7 @@ def repack_into_artifact(
         "method": result.method,
         "size": result.output_size,
         "sha256": result.sha256,
-        "member_count": result.member_count,
+        "member_count": result.output_member_count,
         "source": result.model_location,
         "hyperparameters_source": result.hyperparameters_location or "",
         "dummy_training_version": __version__,
@@ -108,7 +108,7 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
         )
     except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
-    log.info("output: %s (%s, %d members)", result.output, result.decision, result.member_count)
+    log.info("output: %s (%s, %d members)", result.output, result.decision, result.output_member_count)
     _repack_outputs(result, report, metrics)
     return result.output
 
