@@ -140,7 +140,7 @@ def test_parallel_pipeline_repacks_every_model(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_pipeline(packaged_pipeline("dummy_training_parallel_pipeline.yaml"), out,
                  {"model_uris": [str(bare), str(own)], "hyperparameters_json": '{"epochs": 2}'}, echo=io.StringIO())
-    outputs = sorted((out / "pipeline_root").glob("*/**/output_model/model.tar.gz"))
+    outputs = sorted(p for p in (out / "pipeline_root").glob("*/**/output_model") if p.is_file())
     assert len(outputs) == 2
     found = sorted(json.loads(_contents(o)[contract.HYPERPARAMETERS_FILENAME]) == {"epochs": 2} for o in outputs)
     assert found == [False, True]  # one injected with the given JSON, one kept its own
@@ -152,7 +152,7 @@ def test_demo_command_inject(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     out = capsys.readouterr().out
     assert "decision:         injected" in out
     assert "hyperparameters.json" in out and "model.safetensors" in out
-    outputs = list((tmp_path / "pipeline_root").glob("**/output_model/model.tar.gz"))
+    outputs = [p for p in (tmp_path / "pipeline_root").glob("**/output_model") if p.is_file()]  # the archive itself
     assert len(outputs) == 1 and str(outputs[0]) in out
     assert json.loads(_contents(outputs[0])[contract.HYPERPARAMETERS_FILENAME]) == EXAMPLE_HYPERPARAMETERS
 

@@ -5,6 +5,7 @@ by the pipeline's downstream check step."""
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 
+import hashlib
 import io
 import json
 import tarfile
@@ -18,6 +19,7 @@ from fake_sagemaker import FakeSageMaker, PlaySageMaker
 
 from dummy_training import contract
 from dummy_training.sagemaker.report import console_url, logs_console_url
+from dummy_training.step.report import md_text
 
 kfp = pytest.importorskip("kfp")
 
@@ -97,6 +99,13 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     key = f"runs/{name}/output/{contract.MODEL_FILENAME}"
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
     assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"
+    # the Output[Model] is the archive itself (no directory around it), with the native component's metadata
+    assert result.output.name == "output_model" and result.output.is_file()
+    assert not [p.name for p in result.output.parent.iterdir() if p.name.startswith(".")], "download dir left"
+    assert result.metadata["sha256"] == hashlib.sha256(result.output.read_bytes()).hexdigest()
+    assert result.metadata["size"] == result.output.stat().st_size
+    assert (result.metadata["decision"], result.metadata["method"]) == (contract.DECISION_INJECTED, "splice")
+    assert f"| Downloaded to | {md_text(result.output)}" in result.report_path.read_text()
     # the launcher's report (Output[Markdown]): the job a person looks for, with its links; and its metrics
     report = result.report_path.read_text()
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"

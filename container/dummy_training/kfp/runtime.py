@@ -17,6 +17,8 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
+import shutil
 import tarfile
 import threading
 import zlib
@@ -28,7 +30,7 @@ from dummy_training import __version__, aws, contract
 from dummy_training.ack import launcher as ack_launcher
 from dummy_training.console import fail, install_signal_handlers, setup_logging
 from dummy_training.ends.local_file import sha256_file
-from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError
+from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
 from dummy_training.sagemaker import report as job_report
 from dummy_training.sagemaker.launcher import LaunchConfig, LaunchResult
@@ -56,17 +58,18 @@ def repack_into_artifact(
     model_path: str, hyperparameters_path: str | None, hyperparameters_json: str, output: Any,
     report: Any = None, metrics: Any = None,
 ) -> dict[str, Any]:
-    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``); set and return its metadata;
-    write the ``report`` (``Output[Markdown]``) and the ``metrics`` (``Output[Metrics]``)."""
+    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``): its path is the repacked
+    model.tar.gz itself; set and return its metadata; write the ``report`` (``Output[Markdown]``) and the
+    ``metrics`` (``Output[Metrics]``)."""
     setup_logging()
-    out_dir = Path(output.path)
+    target = Path(output.path)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         result = run_repack(
             model=model_path,
             hyperparameters=hyperparameters_path or None,
             hyperparameters_json=hyperparameters_json or None,
-            output_dir=str(out_dir),
+            output_path=str(target),
         )
     except USER_ERRORS as exc:
         fail(exc, exc.exit_code)
@@ -193,6 +196,47 @@ def check_s3_model(model_s3_uri: str, endpoint_url: str = "") -> str:
     return text
 
 
+# ------------------------------------------------------------------- the launchers' output artifact
+def _download_dir(output_model: Any) -> Path:
+    """Where a launcher downloads the model before it becomes ``output_model`` itself: a hidden directory beside
+    the artifact's path (same file system, so the last step is a rename)."""
+    target = Path(output_model.path)
+    return target.parent / f".{target.name}.download"
+
+
+def _into_artifact(result: LaunchResult, job: job_report.JobSummary, output_model: Any) -> LaunchResult:
+    """Rename a downloaded ``<dir>/model.tar.gz`` to ``output_model.path``: the artifact is the archive itself
+    (what ``Input[Model].path``, ``ModelDataUrl`` and a packaging step take), not a directory holding it."""
+    if not result.local_model_path:
+        return result
+    target = Path(output_model.path)
+    try:
+        if target.is_dir():  # a retried task's leftover
+            shutil.rmtree(target)
+        os.replace(result.local_model_path, target)
+        Path(result.local_model_path).parent.rmdir()
+    except OSError as exc:
+        raise RuntimeIOError(f"cannot write the output model {target}: {exc.strerror}") from None
+    result.local_model_path = job.local_model_path = str(target)
+    return result
+
+
+def _launcher_metadata(result: LaunchResult) -> dict[str, Any]:
+    """A launcher's ``output_model`` metadata: the native component's (size, sha256, decision, method, members),
+    from the downloaded file and the job's own result.json, plus the S3 URI, job name and ARN."""
+    repack = (result.job.repack_result if result.job else None) or {}
+    metadata: dict[str, Any] = {"filename": contract.MODEL_FILENAME, **result.metadata(),
+                                "dummy_training_version": __version__}
+    for key, name in (("decision", "decision"), ("method", "method"), ("output_size", "size"),
+                      ("sha256", "sha256"), ("member_count", "member_count")):
+        if repack.get(key) is not None:
+            metadata[name] = repack[key]
+    if result.local_model_path and Path(result.local_model_path).is_file():
+        metadata["size"] = Path(result.local_model_path).stat().st_size
+        metadata["sha256"] = sha256_file(result.local_model_path)
+    return metadata
+
+
 # ----------------------------------------------------------------------------- the SageMaker component
 def artifact_location(artifact: Any) -> str | None:
     """Where a KFP input artifact's bytes are for the launcher: its ``s3://`` URI (an imported S3 artifact's
@@ -227,13 +271,13 @@ def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download
     if threading.current_thread() is threading.main_thread():
         install_signal_handlers()
     if download:
-        config.model_output_dir = output_model.path
+        config.model_output_dir = str(_download_dir(output_model))
     job = job_report.JobSummary(backend=sagemaker_launcher.BACKEND)
-    result = launch_with_report(lambda: sagemaker_launcher.launch(config, job=job), job, report, metrics)
+    result = launch_with_report(
+        lambda: _into_artifact(sagemaker_launcher.launch(config, job=job), job, output_model), job, report, metrics)
     if not download:
         output_model.uri = result.model_s3_uri
-    output_model.metadata.update({**result.metadata(), "filename": contract.MODEL_FILENAME,
-                                  "reused_completed_job": result.reused})
+    output_model.metadata.update({**_launcher_metadata(result), "reused_completed_job": result.reused})
     return result
 
 
@@ -261,15 +305,18 @@ def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path
         subnets=[str(s) for s in subnets or []],
         security_group_ids=[str(s) for s in security_group_ids or []],
         job_name_parts=tuple(p for p in job_name_parts if p),
-        model_output_dir=output_model.path if download_model else None,
+        model_output_dir=str(_download_dir(output_model)) if download_model else None,
         timeout_seconds=timeout_seconds or None,
         stream_logs=False,
     )
     job = job_report.JobSummary(backend=ack_launcher.BACKEND)
     result = launch_with_report(
-        lambda: ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None), job=job),
+        lambda: _into_artifact(ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None),
+                                                   job=job), job, output_model),
         job, report, metrics)
-    output_model.metadata.update({**result.metadata(), "status": result.status, "reused": result.reused})
+    if not download_model:
+        output_model.uri = result.model_s3_uri
+    output_model.metadata.update({**_launcher_metadata(result), "status": result.status, "reused": result.reused})
     for path, value in ((model_s3_uri_path, result.model_s3_uri), (job_arn_path, result.job_arn)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(value)

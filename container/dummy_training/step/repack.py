@@ -166,11 +166,15 @@ def run_repack(
     output_uri: str | None = None,
     endpoint_url: str | None = None,
     *,
+    output_path: str | None = None,
     mtime: float | None = None,
     progress: bool = True,
     fsync: bool | None = None,
 ) -> RepackResult:
-    """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README."""
+    """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README.
+
+    ``output_path`` names the output file itself (a KFP ``Output[Model]``'s path), instead of
+    ``<output_dir>/model.tar.gz``."""
     from dummy_training.engine.archive import repack_archive, source_date_epoch
 
     started = time.monotonic()
@@ -183,7 +187,7 @@ def run_repack(
         log.info("hyperparameters: none given or found (fine if the archive carries its own)")
     else:
         log.info("hyperparameters: %s %s (%d bytes)", hp.label, hp.location, len(hp.data))
-    target = resolve_output(output_dir, output_uri)
+    target = output_path or resolve_output(output_dir, output_uri)
     if same_location(target, model_res.location):
         raise InvalidInputError(f"the output {target} is the input model: choose another output location")
     log.info("output: %s", target)

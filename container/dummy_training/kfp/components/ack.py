@@ -85,9 +85,9 @@ def ack_dummy_training(
         region: AWS region for staging and download (the job runs in the controller's region).
         endpoint_url: S3 endpoint URL for staging and download; empty for AWS.
         assume_role_arn: Role the launcher assumes for its S3 calls; empty for none.
-        download_model: Download the repacked model.tar.gz into output_model (for downstream steps).
+        download_model: Download the repacked model into output_model; false leaves it in S3 (uri = its S3 object).
         timeout_seconds: Delete the resource (stopping the job) after this long; 0 for max runtime + 1800.
-        output_model: The repacked model (model.tar.gz in a directory); metadata: S3 URI, job name, job ARN.
+        output_model: The repacked model.tar.gz itself (its S3 object if not downloaded); size, sha256, decision.
         model_s3_uri: s3:// URI of the repacked model.tar.gz.
         job_arn: ARN of the SageMaker processing job.
         report: The job as Markdown (name, ARN, status, console and log links), then the job's own repack report.

@@ -1,8 +1,8 @@
 """The native components: the repack step running in the pipeline's own pod (no SageMaker, no ACK).
 
 - ``dummy_training``: KFP artifacts in and out. The launcher downloads the model artifact into the pod, the
-  engine repacks it, and the output ``Model`` artifact holds ``model.tar.gz`` with metadata (size, sha256,
-  decision, method).
+  engine repacks it, and the output ``Model`` artifact is the repacked ``model.tar.gz`` itself (its path is
+  the archive, not a directory), with metadata (size, sha256, decision, method).
 - ``dummy_training_s3``: S3 URIs in, an S3 URI out. The model never enters the pod: the engine streams it from
   S3 and writes the output with a multipart upload (server-side copies for the unchanged prefix). Use it for
   models too large for the pod's disk.
@@ -46,7 +46,7 @@ def dummy_training(
         model: The pretrained model.tar.gz (a file, or a directory holding model.tar.gz).
         hyperparameters: hyperparameters.json to inject when the archive has none (a file, or a directory holding it).
         hyperparameters_json: Hyperparameters to inject, as an inline JSON object; used when no file is given.
-        output_model: Directory holding the repacked model.tar.gz; metadata: size, sha256, decision, method.
+        output_model: The repacked model.tar.gz itself (not a directory); metadata: size, sha256, decision, method.
         report: What was decided and why, the inputs, the members, the bytes and the time, as Markdown.
         metrics: Sizes, members, seconds and bytes, for comparing runs.
     """

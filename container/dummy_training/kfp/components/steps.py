@@ -28,7 +28,7 @@ def check_model_op(model: Input[Model]) -> str:
     """Check a repacked model the way a packaging step would: open it, read its root hyperparameters.json.
 
     Args:
-        model: The repacked model (model.tar.gz, or a directory holding it).
+        model: The repacked model.tar.gz (the artifact itself; a directory holding model.tar.gz also works).
 
     Returns:
         The archive's hyperparameters as canonical JSON; the task fails when the archive has none.
