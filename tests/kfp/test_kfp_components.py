@@ -84,6 +84,41 @@ def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_im
     assert cli.main(["compile", "--check", "--root", str(root)]) == 0
 
 
+def _images(text: str) -> list[str]:
+    """Every container image a compiled component or pipeline YAML names (a pipeline's second document is its
+    platform spec)."""
+    return [e["container"]["image"] for doc in yaml.safe_load_all(text) if "deploymentSpec" in doc
+            for e in doc["deploymentSpec"]["executors"].values() if "container" in e]  # not the importers
+
+
+def test_compile_for_another_registry_into_a_directory_leaves_the_tracked_files_alone(
+        tmp_path: Path, default_image: str, capsys: pytest.CaptureFixture) -> None:
+    tracked = {p: p.read_bytes() for p in sorted(REPO.glob("components/*/component.yaml"))
+               + sorted(REPO.glob("pipelines/*.yaml"))
+               + sorted((REPO / compile_mod.PACKAGE_PIPELINES_DIR).glob("*.yaml"))}
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform/repack:7.1-corp"
+    out = tmp_path / "yaml"
+    assert cli.main(["compile", "--root", str(REPO), "--image", image, "--output-dir", str(out)]) == 0
+    assert {p: p.read_bytes() for p in tracked} == tracked, "the tracked YAML changed"
+    written = sorted(p.relative_to(out) for p in out.rglob("*.yaml"))
+    package_copies = REPO / compile_mod.PACKAGE_PIPELINES_DIR
+    assert written == sorted(p.relative_to(REPO) for p in tracked if package_copies not in p.parents)
+    for rel in written:
+        text = (out / rel).read_text()
+        assert _images(text) and set(_images(text)) == {image}, rel
+        assert DEFAULT_IMAGE not in text, rel  # no other reference to the default image either
+    # the same YAML as the tracked files but for the image, and it loads back
+    for rel in written:
+        fresh = (out / rel).read_text().replace(image, DEFAULT_IMAGE)
+        assert compile_mod.normalized(fresh) == compile_mod.normalized((REPO / rel).read_text()), rel
+        components.load_component_from_file(str(out / rel))
+    capsys.readouterr()
+    # and the checkout is still up to date, in this very process (the image did not stick)
+    assert cli.main(["compile", "--check", "--root", str(REPO)]) == 0
+    assert "DRIFTED" not in capsys.readouterr().out
+    assert cli.main(["compile", "--check", "--output-dir", str(out), "--root", str(REPO)]) == 2
+
+
 def _with_sdk_version(text: str, version: str) -> str:
     lines = text.splitlines(keepends=True)
     (i,) = [n for n, line in enumerate(lines) if line.startswith("sdkVersion: kfp-")]
