@@ -14,10 +14,11 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics, Model, Output
 
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ack_dummy_training(
     model: str,

@@ -21,13 +21,14 @@ from kfp import dsl
 from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
 from dummy_training import contract
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 
 #: Name of the native component's output artifact (see the module docstring for why it is not "model").
 OUTPUT_ARTIFACT = contract.OUTPUT_MODEL
 
 
 # ------------------------------------------------------------------------------------------ components
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def dummy_training(
     model: Input[Model],
@@ -58,6 +59,7 @@ def dummy_training(
     )
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def dummy_training_s3(
     model: str,

@@ -20,10 +20,11 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def sagemaker_dummy_training(
     model: Input[Model],
