@@ -326,3 +326,15 @@ def test_check_step_reads_root_hyperparameters_and_fails_without(tmp_path: Path)
     with pytest.raises(SystemExit) as info:  # the step's body fails the task with the CLI's exit code
         check_model(str(tmp_path / "missing"))
     assert info.value.code == 1
+
+
+def test_component_errors_name_the_components_inputs() -> None:
+    from dummy_training.kfp import runtime
+    from dummy_training.step.resolve import hyperparameters_search_description
+
+    text = runtime.component_message(f"none given; searched at: {hyperparameters_search_description()}",
+                                     runtime.NATIVE_INPUTS)
+    assert text == "none given; searched at: input `hyperparameters`, input `hyperparameters_json`"
+    launcher = runtime.component_message("--role-arn is not an IAM role ARN; --no-logs; "
+                                         "--pretrained-model-path x", runtime.LAUNCHER_INPUTS)
+    assert launcher == ("input `role_arn` is not an IAM role ARN; --no-logs; input `model` x")

@@ -125,7 +125,11 @@ def test_missing_hyperparameters_fails_the_run_with_the_engine_message(tmp_path:
     assert message in str(info.value)
     assert message in echo.getvalue()  # the task's own stderr line, as kfp.local streamed it
     assert "FAILURE" in echo.getvalue()
-    assert not list((tmp_path / "out" / "pipeline_root").glob("**/model.tar.gz")), "no output on failure"
+    assert not list((tmp_path / "out" / "pipeline_root").glob("**/output_model")), "no output on failure"
+    # in the component's terms: its inputs, not the CLI's flags nor the container paths the CLI searches
+    (line,) = [x for x in echo.getvalue().splitlines() if "dummy-training: error:" in x]
+    assert "input `hyperparameters`, input `hyperparameters_json`" in line
+    assert "--hyperparameters" not in line and "/opt/ml" not in line
 
 
 def test_unknown_backend_fails_the_run(tmp_path: Path) -> None:

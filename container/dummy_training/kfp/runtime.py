@@ -14,21 +14,23 @@ the outputs of a failed task: so it is also logged, where the task's log shows i
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import tarfile
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dummy_training import __version__, aws, contract
 from dummy_training.ack import launcher as ack_launcher
-from dummy_training.console import fail, install_signal_handlers, setup_logging
+from dummy_training.console import fail, install_signal_handlers, print_error, setup_logging
 from dummy_training.ends.local_file import sha256_file
 from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
@@ -38,6 +40,40 @@ from dummy_training.step import report as step_report
 from dummy_training.step.repack import RepackResult, run_repack
 
 log = logging.getLogger("dummy_training.kfp")
+
+
+#: The inputs of each component family, for ``component_message``.
+NATIVE_INPUTS = (contract.MODEL.name, contract.HYPERPARAMETERS.name, contract.HYPERPARAMETERS_JSON.name)
+S3_INPUTS = (*NATIVE_INPUTS, contract.OUTPUT_URI.name, contract.ENDPOINT_URL.name)
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+#: The launcher components' inputs: LaunchConfig's fields (the component inputs of the same names) and theirs.
+LAUNCHER_INPUTS = (*(f.name for f in dataclasses.fields(LaunchConfig)), "namespace", "download_model")
+
+
+def component_message(text: str, inputs: Iterable[str]) -> str:
+    """An error of the step or a launcher as a component's user reads it: ``--hyperparameters-json`` (or any
+    flag spelling an input's name) becomes input `hyperparameters_json`, and the container paths the CLI
+    searches (``/opt/ml/...``, ``./model.tar.gz``), which a component's user never sets, are left out."""
+    names = set(inputs)
+    aliases = {"pretrained-model-path": contract.MODEL.name}
+
+    def as_input(match: re.Match[str]) -> str:
+        name = aliases.get(match.group(1), match.group(1).replace("-", "_"))
+        return f"input `{name}`" if name in names else match.group(0)
+
+    text = _FLAG.sub(as_input, text)
+    paths = {str(c.path) for c in (*contract.model_candidates(), *contract.hyperparameters_candidates())}
+    for path in sorted(paths, key=len, reverse=True):
+        text = text.replace(f", {path}", "").replace(f"{path}, ", "").replace(path, "")
+    return text
+
+
+def fail_component(exc: BaseException, code: int, inputs: Iterable[str]) -> NoReturn:
+    """``console.fail`` with the message in the component's terms (``component_message``)."""
+    print_error(component_message(str(exc), inputs))
+    raise SystemExit(code) from None
 
 
 def write_outputs(report: Any, metrics: Any, text: str, figures: Mapping[str, float]) -> None:
@@ -72,9 +108,9 @@ def repack_into_artifact(
             output_path=str(target),
         )
     except USER_ERRORS as exc:
-        fail(exc, exc.exit_code)
+        fail_component(exc, exc.exit_code, NATIVE_INPUTS)
     except OSError as exc:
-        fail(exc, 3)
+        fail_component(exc, 3, NATIVE_INPUTS)
     result.sha256 = sha256_file(result.output)
     metadata = {
         "filename": contract.MODEL_FILENAME,
@@ -101,7 +137,7 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
     try:
         for name, value in ((contract.MODEL.name, model), (contract.OUTPUT_URI.name, output_uri)):
             if not value.startswith("s3://"):
-                raise InvalidInputError(f"{name} must be an s3:// URI, got {value!r}")
+                raise InvalidInputError(f"input `{name}` must be an s3:// URI, got {value!r}")
         result = run_repack(
             model=model,
             hyperparameters=hyperparameters or None,
@@ -110,7 +146,7 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
             endpoint_url=endpoint_url or None,
         )
     except USER_ERRORS as exc:
-        fail(exc, exc.exit_code)
+        fail_component(exc, exc.exit_code, S3_INPUTS)
     log.info("output: %s (%s, %d members)", result.output, result.decision, result.output_member_count)
     _repack_outputs(result, report, metrics)
     return result.output
@@ -256,7 +292,7 @@ def launch_with_report(run: Any, job: job_report.JobSummary, report: Any, metric
             job, run, lambda j: write_outputs(report, metrics, job_report.render(j), job_report.metrics(j)))
     except USER_ERRORS as exc:
         log.info("report (KFP does not upload the outputs of a failed task):\n%s", job_report.render(job))
-        fail(exc, exc.exit_code)
+        fail_component(exc, exc.exit_code, LAUNCHER_INPUTS)
 
 
 def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True, report: Any = None,
