@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import re
 import shutil
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_im
 
     assert cli.main(["compile", "--check", "--root", str(root)]) == 1
     captured = capsys.readouterr()
-    assert "2 YAML file(s) differ from a fresh compile" in captured.err
+    assert "2 YAML/README file(s) differ from a fresh compile" in captured.err
     assert "DRIFTED     components/dummy_training/component.yaml" in captured.out
     assert "MISSING     pipelines/dummy_training_parallel_pipeline.yaml" in captured.out
     assert "someone-else:" in victim.read_text(), "--check must not write"
@@ -338,3 +339,63 @@ def test_component_errors_name_the_components_inputs() -> None:
     launcher = runtime.component_message("--role-arn is not an IAM role ARN; --no-logs; "
                                          "--pretrained-model-path x", runtime.LAUNCHER_INPUTS)
     assert launcher == ("input `role_arn` is not an IAM role ARN; --no-logs; input `model` x")
+
+
+# ------------------------------------------------------------------------------------ generated READMEs
+def _copy_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    for d in ("components", "pipelines", "container"):
+        shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return root
+
+
+def test_readme_blocks_are_drift_checked_and_regenerated(tmp_path: Path, default_image: str,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    root = _copy_repo(tmp_path)
+    readme = root / "components" / "dummy_training" / "README.md"
+    original = readme.read_text()
+    readme.write_text(original.replace("| `hyperparameters_json` | `str` | `\"\"` |", "| `hyperparameters_json` | "
+                                       "`str` | `\"{}\"` |"))
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 1
+    assert "DRIFTED     components/dummy_training/README.md" in capsys.readouterr().out
+    assert cli.main(["compile", "--root", str(root)]) == 0
+    assert readme.read_text() == original
+    # a README without one of the blocks: one line naming it
+    pipelines = root / "pipelines" / "README.md"
+    pipelines.write_text(pipelines.read_text().replace("<!-- END GENERATED parameters dummy_training_pipeline -->",
+                                                       ""))
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 2
+    assert "has no generated block 'parameters dummy_training_pipeline'" in capsys.readouterr().err
+
+
+def _block(text: str, key: str) -> str:
+    return text.split(f"<!-- BEGIN GENERATED {key} -->", 1)[1].split(f"<!-- END GENERATED {key} -->", 1)[0]
+
+
+def test_component_readmes_document_every_input_output_image_and_local_runner() -> None:
+    for folder, (_module, comp) in compile_mod.discover_components().items():
+        text = (REPO / "components" / folder / "README.md").read_text()
+        spec = comp.component_spec
+        inputs = _block(text, "inputs")
+        for name in spec.inputs:
+            assert f"| `{name}` |" in inputs, (folder, name)
+        for name in spec.outputs or {}:
+            assert f"| `{name}` |" in _block(text, "outputs"), (folder, name)
+        assert "use_venv=False" in _block(text, "local"), folder
+        image = _block(text, "image")
+        if "image_uri" in spec.inputs:  # a launcher: the job's image, staged needs the root variant
+            assert "-root" in image and "Staged jobs" in image, folder
+            # and every example in the page that gives a staged job an image gives it the root image
+            for line in text.splitlines():
+                if ("--image-uri " in line or "image_uri=" in line) and "dummy-training:" in line:
+                    assert re.search(r"dummy-training:[\w.]+-root", line), (folder, line)
+
+
+def test_every_pipeline_parameter_is_documented() -> None:
+    text = (REPO / "pipelines" / "README.md").read_text()
+    for stem, (_src, pipeline) in compile_mod.discover_pipelines(REPO).items():
+        block = _block(text, f"parameters {stem}")
+        for name in pipeline.component_spec.inputs:
+            assert f"| `{name}` |" in block, (stem, name)
+    for name in ("image_uri", "role_arn", "region"):
+        assert f"| `{name}` |" in _block(text, "parameters dummy_training_pipeline")

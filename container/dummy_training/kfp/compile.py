@@ -146,6 +146,34 @@ def targets(root: Path, image: str | None = None) -> list[Target]:
     return out
 
 
+@dataclass(frozen=True)
+class ReadmeTarget:
+    """A README whose generated blocks (``dummy_training.kfp.readme``) must agree with the definitions."""
+
+    path: Path  # relative to the repository root
+    source: str
+    render: Callable[[str], str]  # the README's current text -> its text with every block regenerated
+
+
+def readme_targets(root: Path) -> list[ReadmeTarget]:
+    """``components/<name>/README.md`` for every component, ``pipelines/README.md`` for every pipeline."""
+    from dummy_training.kfp import readme
+
+    out = []
+    for name, (module, comp) in discover_components().items():
+        path = Path("components") / name / "README.md"
+        source = f"{module.replace('.', '/')}.py ({comp.name})"
+        out.append(ReadmeTarget(path, f"{module}:{name}", lambda text, c=comp, p=path, s=source: readme.fill(
+            text, readme.component_blocks(c), str(p), f"container/{s}")))
+    pipelines = discover_pipelines(root)
+    blocks = {f"parameters {stem}": readme.pipeline_parameters(pipeline) for stem, (_src, pipeline) in
+              pipelines.items()}
+    sources = ", ".join(src for src, _p in pipelines.values())
+    path = Path("pipelines") / "README.md"
+    out.append(ReadmeTarget(path, sources, lambda text: readme.fill(text, blocks, str(path), sources)))
+    return out
+
+
 _SDK_VERSION = re.compile(r"^(sdkVersion: kfp-\d+\.\d+)\.\S+$", re.M)
 
 
@@ -199,10 +227,13 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
             changed.append(dest)
             echo(f"wrote       {dest}  ({target.source})")
         return changed
-    for target in found:
+    jobs: list[tuple[Any, Callable[[str | None], str]]] = [
+        (t, lambda _current, t=t: compile_text(t.obj)) for t in found]
+    jobs += [(t, lambda current, t=t: t.render(current or "")) for t in readme_targets(root)]
+    for target, make in jobs:
         dest = root / target.path
-        fresh = compile_text(target.obj)
         current = dest.read_text() if dest.is_file() else None
+        fresh = make(current)
         shown = str(target.path)
         if current is not None and normalized(current) == normalized(fresh):
             echo(f"up to date  {shown}  ({target.source})")
@@ -215,8 +246,8 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
             dest.write_text(fresh)
             echo(f"wrote       {shown}  ({target.source})")
     if check and changed:
-        raise DriftError(f"{len(changed)} YAML file(s) differ from a fresh compile: run `dummy-training compile` "
-                         "and commit the result")
+        raise DriftError(f"{len(changed)} YAML/README file(s) differ from a fresh compile: run `dummy-training "
+                         "compile` and commit the result")
     return changed
 
 

@@ -18,7 +18,9 @@ Convention (``dummy-training compile`` relies on it; follow it when you add a mo
 - Each component is wrapped in ``runs_in_image`` (outermost decorator): its command first checks that the Python
   running it has kfp and dummy_training, else fails with one line saying to pass ``use_venv=False`` to
   ``kfp.local.SubprocessRunner`` (whose default ``use_venv=True`` runs the task in an empty venv).
-- Each component folder gets a ``README.md`` (inputs/outputs table, usage) written by hand.
+- Each component folder gets a ``README.md``: prose written by hand around blocks that ``dummy-training compile``
+  generates from the definition (inputs and outputs from the signature and the docstring, image guidance, the
+  local runner) and ``compile --check`` drift-checks; see ``dummy_training.kfp.readme``.
 
 Pipelines live in ``pipelines/*.py`` (outside the package); each exposes ``PIPELINE`` (the ``@dsl.pipeline``
 function) and compiles to ``pipelines/<module>.yaml``; see ``dummy_training.kfp.compile``.

@@ -61,7 +61,7 @@ def ack_dummy_training(
     Args:
         model: The pretrained model.tar.gz: an s3:// URI, or a local path the launcher stages to S3.
         role_arn: IAM role the SageMaker job runs with.
-        image_uri: The dummy-training image in ECR (the job runs `dummy-training repack`).
+        image_uri: The image the job runs (ECR): staged jobs need the <version>-root variant; s3_direct: either.
         s3_prefix: S3 prefix for staged inputs (<prefix>/<job-name>/input/) and, by default, the output.
         s3_output_prefix: S3 prefix for the output (<prefix>/<job-name>/output/model.tar.gz); default s3_prefix.
         hyperparameters: hyperparameters.json to inject when the archive has none: s3:// URI or local path.

@@ -64,7 +64,7 @@ def sagemaker_dummy_training(
     Args:
         model: The pretrained model.tar.gz: an s3:// artifact is used in place, a local one is staged to S3.
         role_arn: IAM role the Processing job runs with (S3 read/write on the prefixes, ECR pull, CloudWatch Logs).
-        image_uri: The dummy-training image in ECR.
+        image_uri: The image the job runs (ECR): staged jobs need the <version>-root variant; s3_direct: either.
         s3_prefix: s3:// prefix for staged inputs (<prefix>/<job>/input/) and, by default, the output.
         hyperparameters: hyperparameters.json to inject when the archive has none (s3:// artifact or local file).
         hyperparameters_json: Hyperparameters to inject as an inline JSON object; give this or hyperparameters.
