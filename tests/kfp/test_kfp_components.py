@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -399,3 +401,26 @@ def test_every_pipeline_parameter_is_documented() -> None:
             assert f"| `{name}` |" in block, (stem, name)
     for name in ("image_uri", "role_arn", "region"):
         assert f"| `{name}` |" in _block(text, "parameters dummy_training_pipeline")
+
+
+def test_output_model_points_at_the_s3_object_only_where_the_runner_accepts_it() -> None:
+    """kfp.local takes any uri; KFP's launcher uploads to it and fails the task unless it is under the pipeline
+    root (backend/src/v2/component/launcher_v2.go: mergeRuntimeArtifacts, then bucketConfig.KeyFromURI)."""
+    from types import SimpleNamespace
+
+    from dummy_training.kfp.runtime import point_at_s3
+
+    local = SimpleNamespace(uri="/tmp/root/dummy-training-pipeline/run-1/sagemaker-job/output_model")
+    assert point_at_s3(local, "s3://models/runs/job/output/model.tar.gz")
+    assert local.uri == "s3://models/runs/job/output/model.tar.gz"
+    under = SimpleNamespace(uri="s3://ml/v2/artifacts/dummy-training-pipeline/run-1/task-2/output_model")
+    assert point_at_s3(under, "s3://ml/v2/artifacts/dummy-training-pipeline/runs/job/output/model.tar.gz")
+    elsewhere = SimpleNamespace(uri="minio://mlpipeline/v2/artifacts/dummy-training-pipeline/run-1/t/output_model")
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logging.getLogger("dummy_training.kfp").addHandler(handler)
+    try:
+        assert not point_at_s3(elsewhere, "s3://models/runs/job/output/model.tar.gz")
+    finally:
+        logging.getLogger("dummy_training.kfp").removeHandler(handler)
+    assert elsewhere.uri.startswith("minio://mlpipeline/") and "refuses an output artifact" in logged.getvalue()

@@ -257,6 +257,26 @@ def _into_artifact(result: LaunchResult, job: job_report.JobSummary, output_mode
     return result
 
 
+def point_at_s3(output_model: Any, s3_uri: str) -> bool:
+    """Make ``output_model`` (not downloaded) name the model.tar.gz object itself, where the runner allows it;
+    return whether it does.
+
+    kfp.local takes any uri. The KFP backend's launcher does not: it uploads every output artifact to its uri and
+    refuses one outside the pipeline root ("does not have expected bucket prefix"), failing the task. Its uri for
+    the artifact is ``<pipeline root>/.../<run>/<task>/output_model``, so an object under that uri less its last
+    three parts is under the pipeline root, whatever the root is: only then is the uri changed; otherwise it stays
+    (an artifact with no content) and the object is in the metadata ``model_s3_uri`` and the ``model_s3_uri``
+    output."""
+    assigned = str(getattr(output_model, "uri", "") or "")
+    if "://" in assigned and not s3_uri.startswith(assigned.rsplit("/", 3)[0] + "/"):
+        log.warning("output_model keeps its KFP uri %s: the KFP launcher refuses an output artifact outside the "
+                    "pipeline root, and %s is not under it (use an s3_output_prefix under the pipeline root, or "
+                    "read metadata model_s3_uri)", assigned, s3_uri)
+        return False
+    output_model.uri = s3_uri
+    return True
+
+
 def _launcher_metadata(result: LaunchResult) -> dict[str, Any]:
     """A launcher's ``output_model`` metadata: the native component's (size, sha256, decision, method, members),
     from the downloaded file and the job's own result.json, plus the S3 URI, job name and ARN."""
@@ -312,7 +332,7 @@ def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download
     result = launch_with_report(
         lambda: _into_artifact(sagemaker_launcher.launch(config, job=job), job, output_model), job, report, metrics)
     if not download:
-        output_model.uri = result.model_s3_uri
+        point_at_s3(output_model, result.model_s3_uri)
     output_model.metadata.update({**_launcher_metadata(result), "reused_completed_job": result.reused})
     return result
 
@@ -351,7 +371,7 @@ def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path
                                                    job=job), job, output_model),
         job, report, metrics)
     if not download_model:
-        output_model.uri = result.model_s3_uri
+        point_at_s3(output_model, result.model_s3_uri)
     output_model.metadata.update({**_launcher_metadata(result), "status": result.status, "reused": result.reused})
     for path, value in ((model_s3_uri_path, result.model_s3_uri), (job_arn_path, result.job_arn)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
