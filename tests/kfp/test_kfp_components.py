@@ -236,7 +236,7 @@ def test_s3_component_names_are_the_contract_and_the_repack_cli_flags() -> None:
     assert all(v.type == "String" for v in spec.inputs.values())
     required = sorted(k for k, v in spec.inputs.items() if not v.optional)
     assert required == sorted([contract.MODEL.name, contract.OUTPUT_URI.name])
-    assert sorted(spec.outputs) == sorted([contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_REPORT,
+    assert sorted(spec.outputs) == sorted([contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_MODEL, contract.OUTPUT_REPORT,
                                            contract.OUTPUT_METRICS])
 
 

@@ -189,6 +189,9 @@ def test_s3_component_repacks_s3_to_s3(tmp_path: Path, moto_endpoint: str, s3, b
     uri = task.outputs[contract.OUTPUT_MODEL_S3_URI]
     assert uri == f"s3://{bucket}/out/model.tar.gz"
     body = s3.get_object(Bucket=bucket, Key="out/model.tar.gz")["Body"].read()
+    artifact = task.outputs[contract.OUTPUT_MODEL]  # the Model artifact is the object itself, no copy in the pod
+    assert artifact.uri == uri and not list((tmp_path / "root").glob("**/output_model"))
+    assert (artifact.metadata["decision"], artifact.metadata["size"]) == (contract.DECISION_INJECTED, len(body))
     written = tmp_path / "written.tar.gz"
     written.write_bytes(body)
     assert json.loads(_contents(written)[contract.HYPERPARAMETERS_FILENAME]) == {"lr": 0.1}

@@ -130,9 +130,10 @@ def repack_into_artifact(
 
 
 def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, output_uri: str, endpoint_url: str,
-              report: Any = None, metrics: Any = None) -> str:
-    """Run the engine S3 to S3 (nothing downloaded into the pod); write the report and metrics; return the output
-    URI."""
+              report: Any = None, metrics: Any = None, output_model: Any = None) -> str:
+    """Run the engine S3 to S3 (nothing downloaded into the pod); write the report and metrics; point
+    ``output_model`` (an ``Output[Model]``) at the written object (``point_at_s3``) with the native component's
+    metadata; return the output URI."""
     setup_logging()
     try:
         for name, value in ((contract.MODEL.name, model), (contract.OUTPUT_URI.name, output_uri)):
@@ -148,6 +149,14 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
     except USER_ERRORS as exc:
         fail_component(exc, exc.exit_code, S3_INPUTS)
     log.info("output: %s (%s, %d members)", result.output, result.decision, result.output_member_count)
+    if output_model is not None:
+        point_at_s3(output_model, result.output)
+        output_model.metadata.update({
+            "filename": contract.MODEL_FILENAME, contract.OUTPUT_MODEL_S3_URI: result.output,
+            "decision": result.decision, "method": result.method, "size": result.output_size,
+            "member_count": result.output_member_count, "source": result.model_location,
+            "hyperparameters_source": result.hyperparameters_location or "", "dummy_training_version": __version__,
+        })  # no sha256: the kept prefix was copied server-side, never read back
     _repack_outputs(result, report, metrics)
     return result.output
 
