@@ -88,4 +88,4 @@ def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, buck
     assert "The job's repack: **injected** (its own report is below)." in report
     assert "\n## dummy-training repack: hyperparameters.json injected\n" in report
     assert "| 1 | weights.bin | file | 5 bytes |" in report
-    assert result.metrics["members"] == 1 and result.metrics["injected"] == 1
+    assert result.metrics["members"] == 2 and result.metrics["injected"] == 1  # weights.bin + the injected file

@@ -81,7 +81,7 @@ def test_inject_from_hyperparameters_file(tmp_path: Path) -> None:
     assert f"`{result.metadata['sha256']}`" in report
     # and its metrics (Output[Metrics]) are the figures the KFP UI compares
     assert result.metrics["injected"] == 1.0
-    assert result.metrics["members"] == len(got) - 1  # the input's members
+    assert result.metrics["members"] == len(got)  # the output's members, the injected one included
     assert result.metrics["output_bytes"] == result.output.stat().st_size
     assert result.metrics["input_bytes"] == model.stat().st_size
     assert result.metrics["bytes_written"] > 0 and result.metrics["seconds"] > 0
@@ -127,7 +127,11 @@ def test_missing_hyperparameters_fails_the_run_with_the_engine_message(tmp_path:
     assert message in str(info.value)
     assert message in echo.getvalue()  # the task's own stderr line, as kfp.local streamed it
     assert "FAILURE" in echo.getvalue()
-    assert not list((tmp_path / "out" / "pipeline_root").glob("**/model.tar.gz")), "no output on failure"
+    assert not list((tmp_path / "out" / "pipeline_root").glob("**/output_model")), "no output on failure"
+    # in the component's terms: its inputs, not the CLI's flags nor the container paths the CLI searches
+    (line,) = [x for x in echo.getvalue().splitlines() if "dummy-training: error:" in x]
+    assert "input `hyperparameters`, input `hyperparameters_json`" in line
+    assert "--hyperparameters" not in line and "/opt/ml" not in line
 
 
 def test_unknown_backend_fails_the_run(tmp_path: Path) -> None:
@@ -142,7 +146,7 @@ def test_parallel_pipeline_repacks_every_model(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_pipeline(packaged_pipeline("dummy_training_parallel_pipeline.yaml"), out,
                  {"model_uris": [str(bare), str(own)], "hyperparameters_json": '{"epochs": 2}'}, echo=io.StringIO())
-    outputs = sorted((out / "pipeline_root").glob("*/**/output_model/model.tar.gz"))
+    outputs = sorted(p for p in (out / "pipeline_root").glob("*/**/output_model") if p.is_file())
     assert len(outputs) == 2
     found = sorted(json.loads(_contents(o)[contract.HYPERPARAMETERS_FILENAME]) == {"epochs": 2} for o in outputs)
     assert found == [False, True]  # one injected with the given JSON, one kept its own
@@ -154,7 +158,7 @@ def test_demo_command_inject(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     out = capsys.readouterr().out
     assert "decision:         injected" in out
     assert "hyperparameters.json" in out and "model.safetensors" in out
-    outputs = list((tmp_path / "pipeline_root").glob("**/output_model/model.tar.gz"))
+    outputs = [p for p in (tmp_path / "pipeline_root").glob("**/output_model") if p.is_file()]  # the archive itself
     assert len(outputs) == 1 and str(outputs[0]) in out
     assert json.loads(_contents(outputs[0])[contract.HYPERPARAMETERS_FILENAME]) == EXAMPLE_HYPERPARAMETERS
 
@@ -218,6 +222,9 @@ def test_s3_component_repacks_s3_to_s3(tmp_path: Path, moto_endpoint: str, s3, b
     uri = task.outputs[contract.OUTPUT_MODEL_S3_URI]
     assert uri == f"s3://{bucket}/out/model.tar.gz"
     body = s3.get_object(Bucket=bucket, Key="out/model.tar.gz")["Body"].read()
+    artifact = task.outputs[contract.OUTPUT_MODEL]  # the Model artifact is the object itself, no copy in the pod
+    assert artifact.uri == uri and not list((tmp_path / "root").glob("**/output_model"))
+    assert (artifact.metadata["decision"], artifact.metadata["size"]) == (contract.DECISION_INJECTED, len(body))
     written = tmp_path / "written.tar.gz"
     written.write_bytes(body)
     assert json.loads(_contents(written)[contract.HYPERPARAMETERS_FILENAME]) == {"lr": 0.1}

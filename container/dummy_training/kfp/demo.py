@@ -129,12 +129,13 @@ def list_members(archive: Path, limit: int = LISTED_MEMBERS) -> tuple[list[tuple
 
 
 def collect_result(run_dir: Path) -> DemoResult:
-    """Find the repack output (``<task>/output_model/model.tar.gz``), its metadata and the check's answer."""
-    outputs = sorted(run_dir.glob(f"**/output_model/{contract.MODEL_FILENAME}"))
+    """Find the repack output (``<task>/output_model``, the model.tar.gz itself), its metadata and the check's
+    answer."""
+    outputs = sorted(p for p in run_dir.glob("**/output_model") if p.is_file())
     if not outputs:
         raise PipelineRunError(f"the run finished but no output model was found under {run_dir}")
     output = outputs[0]
-    task_dir = output.parent.parent
+    task_dir = output.parent
     executor_output = _executor_output(task_dir).get("artifacts", {})
     artifacts = executor_output.get("output_model", {}).get("artifacts", [{}])
     metadata = dict(artifacts[0].get("metadata", {})) if artifacts else {}

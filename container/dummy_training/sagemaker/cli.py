@@ -216,9 +216,17 @@ def report_launch(args: argparse.Namespace, result) -> int:  # noqa: ANN001 - sa
     write_output(args.job_arn_output, result.job_arn)
     write_output(args.job_name_output, result.job_name)
     if args.result_json:
+        from dummy_training import __version__
+        from dummy_training.ends.local_file import sha256_file
+
+        repack = result.job.repack_result if result.job else None  # the job's own result.json
+        # the output's sha256: of the downloaded model, else as the job's repack computed it (staged jobs)
+        digest = (sha256_file(result.local_model_path) if result.local_model_path
+                  else (repack or {}).get("sha256"))
         summary = {**result.metadata(), "status": result.status, "reused": result.reused,
-                   "local_model_path": result.local_model_path,
-                   "repack": result.job.repack_result if result.job else None}  # the job's own result.json
+                   "local_model_path": result.local_model_path, "sha256": digest,
+                   "member_count": (repack or {}).get("member_count"), "dummy_training_version": __version__,
+                   "repack": repack}
         write_output(args.result_json, json.dumps(summary, indent=2) + "\n")
     print(result.model_s3_uri)
     return 0

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report or args.result_json:
         from dummy_training.step import report
 
+        result.sha256 = report.local_sha256(result)  # for both: the report and the result JSON carry it
         if args.report:
-            result.sha256 = report.local_sha256(result)
             report.write_report(args.report, report.render(result), endpoint_url=endpoint_url)
         if args.result_json:
             report.write_file(args.result_json, (json.dumps(result.summary(), indent=2) + "\n").encode(),
