@@ -1,0 +1,187 @@
+"""`dummy-training ack run` against the real kube-apiserver, as KFP's ``pipeline-runner`` ServiceAccount (a
+TokenRequest token, RBAC from components/ack_dummy_training/rbac.yaml): every request the launcher makes goes
+through real authentication, RBAC, the CRD's schema, finalizers and deletionTimestamp. The status is written by
+``ack_peer.StandInController`` (the controller itself cannot be built here: see ack_peer), and the jobs really
+run the engine on the inputs staged in moto S3."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ack_peer import FINALIZER, StandInController, wait_for
+from control_plane import ControlPlane
+from fake_sagemaker import PlaySageMaker
+
+from dummy_training import contract
+
+pytestmark = pytest.mark.peers
+
+ROLE = "arn:aws:iam::123456789012:role/SageMakerExecution"
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0"
+HP = {"epochs": 3, "lr": "0.01"}
+
+
+def model_archive(path: Path) -> dict[str, bytes]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    members = {"weights.bin": os.urandom(2048), "code/inference.py": b"print('hi')\n"}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return members
+
+
+def members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path, "r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def ack_run(runner: Any, bucket: str, moto_endpoint: str, model: Path, out: Path, *extra: str,
+            run_id: str) -> list[str]:
+    return [sys.executable, "-m", "dummy_training", "ack", "run", "--model", str(model),
+            "--hyperparameters-json", json.dumps(HP), "--s3-prefix", f"s3://{bucket}/runs", "--role-arn", ROLE,
+            "--image-uri", IMAGE, "--job-name-part", run_id, "--job-name-part", "repack",
+            "--endpoint-url", moto_endpoint, "--region", "us-east-1", "--kubeconfig", str(runner.kubeconfig),
+            "--poll-interval", "0.2", "--max-poll-interval", "0.5", "--stop-wait-seconds", "30",
+            "--model-output-dir", str(out / "model"), "--model-s3-uri-output", str(out / "uri"),
+            "--job-arn-output", str(out / "arn"), *extra]
+
+
+def resources(cp: ControlPlane, namespace: str) -> list[dict[str, Any]]:
+    from kubernetes import client
+
+    api = client.CustomObjectsApi(cp.api_client())
+    return api.list_namespaced_custom_object(contract.ACK_GROUP, contract.ACK_VERSION, namespace,
+                                             contract.ACK_PLURAL)["items"]
+
+
+def resource(cp: ControlPlane, namespace: str, run_id: str) -> dict[str, Any] | None:
+    found = [r for r in resources(cp, namespace) if run_id in r["metadata"]["name"]]
+    return found[0] if found else None
+
+
+def test_run_completes_and_delivers_the_repacked_model(control_plane, pipeline_runner, s3, bucket, moto_endpoint,
+                                                       tmp_path) -> None:
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    original = model_archive(model)
+    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
+    with StandInController(control_plane, pipeline_runner.namespace, play=play) as ctl:
+        res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
+                                     run_id="run-ok"), capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert len(play.ran) == 1
+    delivered = members(tmp_path / "out" / "model" / contract.MODEL_FILENAME)
+    assert json.loads(delivered.pop(contract.HYPERPARAMETERS_FILENAME)) == HP
+    assert delivered == original
+    uri = (tmp_path / "out" / "uri").read_text().strip()
+    assert uri.startswith(f"s3://{bucket}/runs/") and uri.endswith(f"/output/{contract.MODEL_FILENAME}")
+    key = uri.split("/", 3)[3]
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == (
+        tmp_path / "out" / "model" / contract.MODEL_FILENAME).read_bytes()
+    obj = resource(control_plane, pipeline_runner.namespace, "run-ok")
+    assert obj is not None and obj["status"]["processingJobStatus"] == "Completed"
+    assert (tmp_path / "out" / "arn").read_text().strip() == obj["status"]["ackResourceMetadata"]["arn"]
+    assert FINALIZER in obj["metadata"]["finalizers"]  # a completed resource stays (and keeps the finalizer)
+    assert [op for op, _ in ctl.calls] == ["DescribeProcessingJob", "CreateProcessingJob"]
+
+
+def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_runner, bucket, moto_endpoint,
+                                                     tmp_path) -> None:
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    model.parent.mkdir(parents=True)
+    model.write_bytes(b"this is not a gzip tar archive")  # the engine in the job really fails on it
+    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
+    with StandInController(control_plane, pipeline_runner.namespace, play=play):
+        res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
+                                     run_id="run-fail"), capture_output=True, text=True, timeout=240)
+    assert res.returncode == 5, res.stderr
+    obj = resource(control_plane, pipeline_runner.namespace, "run-fail")
+    assert obj is not None and obj["status"]["processingJobStatus"] == "Failed"
+    reason = obj["status"]["failureReason"]
+    last = res.stderr.strip().splitlines()[-1]
+    assert "failed" in last and reason.strip().splitlines()[-1][:60] in last
+    assert "Traceback" not in res.stderr
+
+
+def test_a_request_sagemaker_rejects_is_terminal_and_exits_5(control_plane, pipeline_runner, bucket,
+                                                             moto_endpoint, tmp_path) -> None:
+    message = ("operation error SageMaker: CreateProcessingJob, https response error StatusCode: 400, RequestID: "
+               "6d5e, api error ValidationException: The account-level service limit 'ml.m5.24xlarge for "
+               "processing job usage' is 0 Instances")
+
+    def reject(request: dict[str, Any]) -> str | None:
+        return message if request["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.24xlarge" else None
+
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    model_archive(model)
+    with StandInController(control_plane, pipeline_runner.namespace, reject=reject) as ctl:
+        res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
+                                     "--instance-type", "ml.m5.24xlarge", run_id="run-reject"),
+                             capture_output=True, text=True, timeout=240)
+    assert res.returncode == 5, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert "rejected (ACK.Terminal)" in last and "ValidationException" in last
+    assert "CreateProcessingJob" in [op for op, _ in ctl.calls]
+
+
+def test_sigterm_deletes_the_resource_and_the_controller_stops_the_job(control_plane, pipeline_runner, bucket,
+                                                                       moto_endpoint, tmp_path) -> None:
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    model_archive(model)
+    ns = pipeline_runner.namespace
+    with StandInController(control_plane, ns, hold=True) as ctl:
+        proc = subprocess.Popen(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
+                                        run_id="run-term"), stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: ((resource(control_plane, ns, "run-term") or {}).get("status") or {}).get(
+                "processingJobStatus") == "InProgress", 120, "the job InProgress")
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+        assert proc.returncode == 130, err
+        wait_for(lambda: resource(control_plane, ns, "run-term") is None, 30, "the resource gone")
+    assert [op for op, _ in ctl.calls][-1] == "StopProcessingJob"
+    assert "deleted processingjobs.sagemaker.services.k8s.aws/" in err
+
+
+def test_a_restarted_launcher_reattaches_to_the_running_job(control_plane, pipeline_runner, bucket,
+                                                             moto_endpoint, tmp_path) -> None:
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    original = model_archive(model)
+    ns = pipeline_runner.namespace
+    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
+    argv = ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out", run_id="run-again")
+    with StandInController(control_plane, ns, play=play, hold=True) as ctl:
+        first = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: ((resource(control_plane, ns, "run-again") or {}).get("status") or {}).get(
+                "processingJobStatus") == "InProgress", 120, "the job InProgress")
+        finally:
+            first.kill()  # the pod is gone without cleaning up (node lost, OOM-killed)
+            first.wait()
+        uid = resource(control_plane, ns, "run-again")["metadata"]["uid"]  # type: ignore[index]
+        second = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
+        try:
+            assert list(ctl.held) == [resource(control_plane, ns, "run-again")["metadata"]["name"]]  # type: ignore[index]
+            ctl.release()
+            _, err = second.communicate(timeout=240)
+        finally:
+            second.kill()
+    assert second.returncode == 0, err
+    assert "re-attaching to existing" in err
+    assert resource(control_plane, ns, "run-again")["metadata"]["uid"] == uid  # type: ignore[index]
+    assert [op for op, _ in ctl.calls].count("CreateProcessingJob") == 1
+    delivered = members(tmp_path / "out" / "model" / contract.MODEL_FILENAME)
+    delivered.pop(contract.HYPERPARAMETERS_FILENAME)
+    assert delivered == original
