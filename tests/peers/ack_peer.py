@@ -14,7 +14,12 @@ runtime v0.62.0 (``pkg/condition``, ``pkg/runtime/reconciler.go``; the runtime m
   into Ready) with "ProcessingJob is in InProgress status.";
 - the job runs for real (``fake_sagemaker.PlaySageMaker``: the engine on the inputs staged in moto S3, the output
   uploaded); then ``Completed`` or ``Failed`` (``failureReason``), Synced/Ready True;
-- a request "SageMaker rejects" gets ``ACK.Terminal`` True with the error as the controller formats it;
+- a CreateProcessingJob that SageMaker rejects is classified as the controller does
+  (``processing_job/sdk.go`` ``terminalAWSError``): ResourceNotFound, ResourceInUse, InvalidParameterCombination,
+  InvalidParameterValue and MissingParameter give ``ACK.Terminal`` True, any other code (SageMaker's own
+  ``ValidationException`` among them) ``ACK.Recoverable`` True and a retried create; the message is smithy's
+  ``api error <Code>: <message>``, mirrored into ``Ready`` (False, reason the condition type); the runtime
+  drops its finalizer (``setResourceUnmanaged``: a rejected create leaves nothing in AWS to stop);
 - on delete while InProgress it records StopProcessingJob, and drops its finalizer (the object goes away).
 """
 
@@ -38,6 +43,9 @@ FINALIZER = "finalizers.sagemaker.services.k8s.aws/ProcessingJob"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 CRD_NAME = f"{contract.ACK_PLURAL}.{contract.ACK_GROUP}"
+#: the error codes the controller's generated ``terminalAWSError`` counts as terminal (generator.yaml)
+TERMINAL_CODES = frozenset({"ResourceNotFound", "ResourceInUse", "InvalidParameterCombination",
+                            "InvalidParameterValue", "MissingParameter"})
 
 
 def processing_job_crd() -> dict[str, Any]:
@@ -86,17 +94,18 @@ class StandInController:
     """Reconciles the ProcessingJobs of ``namespace`` (as the admin) until ``stop()``; see the module doc.
 
     ``play(request)`` runs a job (boto3-cased CreateProcessingJob request; raising fails it with that reason);
-    ``hold`` keeps jobs InProgress until deleted; ``reject`` maps a request to a SageMaker error message (or
-    None to accept it). ``calls`` lists the SageMaker calls it made, as ``(operation, job name)``."""
+    ``hold`` keeps jobs InProgress until deleted; ``reject`` maps a request to SageMaker's error, ``(code,
+    message)``, or None to accept it. ``calls`` lists the SageMaker calls it made, as ``(operation, job name)``."""
 
     cp: ControlPlane
     namespace: str
     play: Callable[[dict[str, Any]], None] | None = None
     hold: bool = False
-    reject: Callable[[dict[str, Any]], str | None] | None = None
+    reject: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
     calls: list[tuple[str, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
+    retrying: dict[str, float] = field(default_factory=dict)
     errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -156,26 +165,38 @@ class StandInController:
                     self.calls.append(("StopProcessingJob", obj["spec"]["processingJobName"]))
                 self._patch(name, {"metadata": {"finalizers": [f for f in meta["finalizers"] if f != FINALIZER]}})
             return
-        if meta["uid"] in self.seen:
+        if meta["uid"] in self.seen and meta["uid"] not in self.retrying:
+            return
+        if status.get("processingJobStatus"):
+            return  # a resource this controller already created a job for (a restarted launcher re-attaches)
+        if meta["uid"] in self.retrying and time.monotonic() < self.retrying[meta["uid"]]:
             return
         self.seen.add(meta["uid"])
         if FINALIZER not in (meta.get("finalizers") or []):
             self._patch(name, {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}})
-        if status.get("processingJobStatus"):
-            return  # a resource this controller already created a job for (a restarted launcher re-attaches)
         request = ack_reference.ack_to_request(obj["spec"])
         job = request["ProcessingJobName"]
         self.calls.append(("DescribeProcessingJob", job))
         rejected = self.reject(request) if self.reject else None
         self.calls.append(("CreateProcessingJob", job))
         if rejected:
-            # The runtime puts the create error in ACK.Terminal and mirrors it into Ready (reconciler.go).
+            code, text = rejected
+            message = f"api error {code}: {text}"
+            ctype = "ACK.Terminal" if code in TERMINAL_CODES else "ACK.Recoverable"
             now = _now()
+            self._patch(name, {"metadata": {"finalizers": [f for f in meta.get("finalizers") or []
+                                                           if f != FINALIZER] or None}})
             self._patch(name, {"status": {"conditions": [
-                {"type": "ACK.Terminal", "status": "True", "message": rejected, "lastTransitionTime": now},
-                {"type": "Ready", "status": "False", "reason": "ACK.Terminal", "message": rejected,
+                {"type": ctype, "status": "True", "message": message, "lastTransitionTime": now},
+                {"type": "ACK.ResourceSynced", "status": "Unknown", "reason": message,
+                 "message": "Unable to determine if desired resource state matches latest observed state",
+                 "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "reason": ctype, "message": message,
                  "lastTransitionTime": now}]}}, status=True)
+            if ctype == "ACK.Recoverable":
+                self.retrying[meta["uid"]] = time.monotonic() + 1.0  # the runtime requeues with backoff
             return
+        self.retrying.pop(meta["uid"], None)
         arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{job.lower()}"
         self._patch(name, {"status": {
             "ackResourceMetadata": {"arn": arn, "ownerAccountID": ACCOUNT, "region": REGION},

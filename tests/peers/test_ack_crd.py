@@ -111,6 +111,22 @@ def test_an_unknown_field_is_rejected_strictly_and_pruned_by_default(api: Any) -
                           if k != "instanceTypo"}}
 
 
+def test_the_launcher_creates_strictly(api: Any) -> None:
+    """A manifest with a field the installed CRD does not know (an older controller, a typo) fails the launch
+    with the field named, instead of running a job without it."""
+    from kubernetes.client.exceptions import ApiException
+
+    manifest = cli_manifest("peers-launcher-strict")
+    manifest["spec"]["processingResources"]["clusterConfig"]["instanceTypo"] = "ml.m5.large"
+    resource = ack_launcher.ProcessingJobResource(api, NS, manifest["metadata"]["name"])
+    with pytest.raises(ApiException) as rejected:
+        resource.create(manifest)
+    err = ack_launcher.translate_api_error(rejected.value, f"create {resource.describe()}")
+    assert err.exit_code == 2
+    assert 'unknown field "spec.processingResources.clusterConfig.instanceTypo"' in str(err)
+    assert resource.get() is None
+
+
 @pytest.mark.parametrize("fixture", ack_reference.fixture_names())
 def test_every_status_the_launcher_reads_is_one_the_server_stores(api: Any, fixture: str) -> None:
     name = f"status-{fixture.removesuffix('.yaml').replace('_', '-')}"

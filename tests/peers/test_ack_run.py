@@ -113,25 +113,46 @@ def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_ru
     assert "Traceback" not in res.stderr
 
 
-def test_a_request_sagemaker_rejects_is_terminal_and_exits_5(control_plane, pipeline_runner, bucket,
-                                                             moto_endpoint, tmp_path) -> None:
-    message = ("operation error SageMaker: CreateProcessingJob, https response error StatusCode: 400, RequestID: "
-               "6d5e, api error ValidationException: The account-level service limit 'ml.m5.24xlarge for "
-               "processing job usage' is 0 Instances")
+VALIDATION = ("1 validation error detected: Value 'ml.m5.huge' at 'processingResources.clusterConfig.instanceType' "
+              "failed to satisfy constraint: Member must satisfy enum value set: [ml.m5.large, ml.m5.xlarge]")
+IN_USE = ("Job name must be unique within an AWS account and region, and a job with this name already exists "
+          "(arn:aws:sagemaker:us-east-1:123456789012:processing-job/x)")
 
-    def reject(request: dict[str, Any]) -> str | None:
-        return message if request["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.m5.24xlarge" else None
 
+@pytest.mark.parametrize(("code", "message", "condition"), [
+    ("ResourceInUse", IN_USE, "ACK.Terminal"),  # one of the controller's terminal codes
+    ("ValidationException", VALIDATION, "ACK.Recoverable"),  # SageMaker's own: "recoverable", retried for ever
+], ids=["terminal", "validation"])
+def test_a_request_sagemaker_rejects_exits_5(control_plane, pipeline_runner, bucket, moto_endpoint, tmp_path,
+                                            code: str, message: str, condition: str) -> None:
+    run_id = f"run-reject-{code.lower()}"
     model = tmp_path / "in" / contract.MODEL_FILENAME
     model_archive(model)
-    with StandInController(control_plane, pipeline_runner.namespace, reject=reject) as ctl:
+    with StandInController(control_plane, pipeline_runner.namespace, reject=lambda request: (code, message)) as ctl:
         res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
-                                     "--instance-type", "ml.m5.24xlarge", run_id="run-reject"),
-                             capture_output=True, text=True, timeout=240)
+                                     run_id=run_id), capture_output=True, text=True, timeout=240)
     assert res.returncode == 5, res.stderr
     last = res.stderr.strip().splitlines()[-1]
-    assert "rejected (ACK.Terminal)" in last and "ValidationException" in last
+    assert f"was rejected ({condition}" in last and f"api error {code}: {message}" in last
     assert "CreateProcessingJob" in [op for op, _ in ctl.calls]
+    obj = resource(control_plane, pipeline_runner.namespace, run_id)
+    assert obj is not None and not obj["metadata"].get("finalizers")  # nothing in AWS: the controller let go
+
+
+def test_a_transient_create_error_is_waited_through(control_plane, pipeline_runner, bucket, moto_endpoint,
+                                                    tmp_path) -> None:
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    model_archive(model)
+    answers = [("ResourceLimitExceeded", "The account-level service limit 'ml.m5.large for processing job usage' "
+                                         "is 4 Instances, with current utilization of 4 Instances")]
+    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
+    with StandInController(control_plane, pipeline_runner.namespace, play=play,
+                           reject=lambda request: answers.pop() if answers else None) as ctl:
+        res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
+                                     run_id="run-transient"), capture_output=True, text=True, timeout=240)
+    assert res.returncode == 0, res.stderr
+    assert "controller is retrying: api error ResourceLimitExceeded" in res.stderr
+    assert [op for op, _ in ctl.calls].count("CreateProcessingJob") == 2
 
 
 def test_sigterm_deletes_the_resource_and_the_controller_stops_the_job(control_plane, pipeline_runner, bucket,
