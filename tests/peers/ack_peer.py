@@ -8,19 +8,25 @@ field validation, finalizers and deletionTimestamp, RBAC of the launcher's servi
 is real; what writes the status is ``StandInController``, modelled on the controller's v1.9.1 sources and ACK
 runtime v0.62.0 (``pkg/condition``, ``pkg/runtime/reconciler.go``; the runtime module is in the module cache):
 
-- on a new resource it adds the finalizer ``finalizers.sagemaker.services.k8s.aws/ProcessingJob``, then
-  ("CreateProcessingJob") writes ``ackResourceMetadata`` (arn, ownerAccountID, region), ``processingJobStatus``
-  ``InProgress`` and the conditions ``ACK.ResourceSynced`` False / ``Ready`` False (the runtime mirrors Synced
-  into Ready) with "ProcessingJob is in InProgress status.";
-- the job runs for real (``fake_sagemaker.PlaySageMaker``: the engine on the inputs staged in moto S3, the output
-  uploaded); then ``Completed`` or ``Failed`` (``failureReason``), Synced/Ready True;
+Each pass describes the job of each resource on ``fake_sagemaker.FakeSageMaker`` (called in-process; the
+controller would call it over HTTP), as the controller does:
+
+- not found (only a ``ValidationException`` starting "Could not find requested job" counts, generator.yaml):
+  add the finalizer ``finalizers.sagemaker.services.k8s.aws/ProcessingJob`` and CreateProcessingJob; on success
+  ``ackResourceMetadata`` (arn, ownerAccountID, region), ``processingJobStatus`` and the conditions
+  ``ACK.ResourceSynced`` / ``Ready`` (the runtime mirrors Synced into Ready): False with "ProcessingJob is in
+  InProgress status." while InProgress or Stopping, True otherwise (``SetSyncedCondition``); ``failureReason``;
 - a CreateProcessingJob that SageMaker rejects is classified as the controller does
   (``processing_job/sdk.go`` ``terminalAWSError``): ResourceNotFound, ResourceInUse, InvalidParameterCombination,
   InvalidParameterValue and MissingParameter give ``ACK.Terminal`` True, any other code (SageMaker's own
-  ``ValidationException`` among them) ``ACK.Recoverable`` True and a retried create; the message is smithy's
-  ``api error <Code>: <message>``, mirrored into ``Ready`` (False, reason the condition type); the runtime
-  drops its finalizer (``setResourceUnmanaged``: a rejected create leaves nothing in AWS to stop);
-- on delete while InProgress it records StopProcessingJob, and drops its finalizer (the object goes away).
+  ``ValidationException`` among them) ``ACK.Recoverable`` True and a create retried after a backoff; the message
+  is smithy's ``api error <Code>: <message>``, mirrored into ``Ready`` (False, reason the condition type), Synced
+  Unknown; the runtime drops its finalizer (``setResourceUnmanaged``: nothing in AWS to stop);
+- on delete: StopProcessingJob while InProgress, wait while Stopping (``requeueWaitWhileDeleting``), then drop
+  the finalizer (the object goes away).
+
+The jobs run for real when the FakeSageMaker plays them with ``fake_sagemaker.PlaySageMaker`` (the engine on the
+inputs staged in moto S3, the output uploaded).
 """
 
 from __future__ import annotations
