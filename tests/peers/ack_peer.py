@@ -22,6 +22,9 @@ controller would call it over HTTP), as the controller does:
   ``ValidationException`` among them) ``ACK.Recoverable`` True and a create retried after a backoff; the message
   is smithy's ``api error <Code>: <message>``, mirrored into ``Ready`` (False, reason the condition type), Synced
   Unknown; the runtime drops its finalizer (``setResourceUnmanaged``: nothing in AWS to stop);
+- found, but the resource does not carry the finalizer (it never created that job: a job of the same name
+  exists in SageMaker, e.g. one stopped when an earlier resource was deleted): ``ACK.Terminal`` "Resource already
+  exists" (the runtime adopts only with its adoption annotations);
 - on delete: StopProcessingJob while InProgress, wait while Stopping (``requeueWaitWhileDeleting``), then drop
   the finalizer (the object goes away).
 
@@ -51,6 +54,10 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 CRD_NAME = f"{contract.ACK_PLURAL}.{contract.ACK_GROUP}"
 #: the error codes the controller's generated ``terminalAWSError`` counts as terminal (generator.yaml)
+NOT_MANAGED_REASON = ("This resource already exists but is not managed by ACK. To bring the resource under ACK "
+                      "management, you should explicitly adopt the resource by enabling the ResourceAdoption feature "
+                      "gate and populating the `services.k8s.aws/adoption-policy` and "
+                      "`services.k8s.aws/adoption-fields` annotations.")
 TERMINAL_CODES = frozenset({"ResourceNotFound", "ResourceInUse", "InvalidParameterCombination",
                             "InvalidParameterValue", "MissingParameter"})
 
@@ -190,6 +197,14 @@ class StandInController:
                                 and job.get("message", "").startswith("Could not find requested job")):
             self._error(obj, job)
             return
+        if code == 200 and FINALIZER not in (meta.get("finalizers") or []):
+            # A job of that name exists, but this resource never created it (reconciler.go: NotManagedMessage):
+            # no adoption without the adoption annotations.
+            self._patch(name, {"status": {"conditions": [
+                _cond("ACK.Terminal", "True", "Resource already exists", NOT_MANAGED_REASON),
+                _cond("ACK.ResourceSynced", "False", "Resource not synced", "Resource already exists"),
+                _cond("Ready", "False", "Resource already exists", "ACK.Terminal")]}}, status=True)
+            return
         if code != 200:  # not found: create it
             self._finalizers(meta, keep=True)
             code, answer = self.sagemaker.handle("CreateProcessingJob", request)
@@ -204,7 +219,8 @@ class StandInController:
         synced = "False" if job_status in ("InProgress", "Stopping") else "True"
         message = f"ProcessingJob is in {job_status} status."
         want: dict[str, Any] = {
-            "ackResourceMetadata": {"arn": job["ProcessingJobArn"], "ownerAccountID": ACCOUNT, "region": REGION},
+            "ackResourceMetadata": {"arn": job["ProcessingJobArn"], "ownerAccountID": ACCOUNT, "partition": "aws",
+                                    "region": REGION},
             "processingJobStatus": job_status,
             "conditions": [_cond("ACK.ResourceSynced", synced, message), _cond("Ready", synced, message)],
         }
