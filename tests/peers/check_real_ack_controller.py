@@ -11,7 +11,8 @@ controller from a source checkout of the release (its dependencies do come from 
     python tests/peers/check_real_ack_controller.py /tmp/ack-sagemaker-controller SRC ok|fail|validation|term|rerun
 
 It prints the launcher's exit code and last lines, the resource as the controller left it, and the SageMaker
-calls the controller made. The CRDs come from SRC/config/crd (the controller's own). AWS_CA_BUNDLE is removed
+calls the controller made. The CRDs come from SRC/config/crd and the controller's RBAC from SRC/config/rbac (it
+runs as its ServiceAccount ack-system/ack-sagemaker-controller with a TokenRequest token). AWS_CA_BUNDLE is removed
 from the controller's environment: with it set, aws-sdk-go-v2 fails every reconcile ("unable to add custom RootCAs
 HTTPClient, has no WithTransportOptions").
 """
@@ -68,7 +69,13 @@ def main(controller: str, src: Path, mode: str) -> int:
         cp.apply([d for f in crds for d in yaml.safe_load_all(f.read_text()) if d])
         for ns in ("ack-system", NS):
             cp.create_namespace(ns)
-        env = {**{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}, "KUBECONFIG": str(cp.kubeconfig),
+        # The controller runs as its own ServiceAccount with its own RBAC (SRC/config/rbac, as kustomize lists it).
+        rbac = src / "config/rbac"
+        listed = yaml.safe_load((rbac / "kustomization.yaml").read_text())["resources"]
+        cp.apply([d for f in listed for d in yaml.safe_load_all((rbac / f).read_text()) if d])
+        ctl_token = cp.service_account_token("ack-system", "ack-sagemaker-controller", create=False)
+        ctl_kubeconfig = cp.write_kubeconfig(work / "controller.kubeconfig", ctl_token, user="controller")
+        env = {**{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}, "KUBECONFIG": str(ctl_kubeconfig),
                "ACK_SYSTEM_NAMESPACE": "ack-system"}
         ctl = Process("ack-sagemaker-controller", [
             controller, "--aws-region", "us-east-1", "--aws-endpoint-url", sm_url,
