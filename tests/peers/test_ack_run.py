@@ -71,6 +71,20 @@ def resource(cp: ControlPlane, namespace: str, run_id: str) -> dict[str, Any] | 
     return found[0] if found else None
 
 
+def wait_in_progress(cp: ControlPlane, namespace: str, run_id: str) -> None:
+    wait_for(lambda: ((resource(cp, namespace, run_id) or {}).get("status") or {}).get("processingJobStatus")
+             == "InProgress", 120, f"the job of {run_id} InProgress")
+
+
+def fresh_job(tmp_path: Path, moto_endpoint: str) -> tuple[Path, dict[str, bytes], threading.Event, FakeSageMaker]:
+    """A model archive, its members, and a SageMaker whose jobs run (for real) once the event is set."""
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    original = model_archive(model)
+    gate = threading.Event()
+    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True, gate=gate)
+    return model, original, gate, sm
+
+
 def test_run_completes_and_delivers_the_repacked_model(control_plane, pipeline_runner, s3, bucket, moto_endpoint,
                                                        tmp_path) -> None:
     model = tmp_path / "in" / contract.MODEL_FILENAME
@@ -171,8 +185,7 @@ def test_sigterm_deletes_the_resource_and_the_controller_stops_the_job(control_p
         proc = subprocess.Popen(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
                                         run_id="run-term"), stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: ((resource(control_plane, ns, "run-term") or {}).get("status") or {}).get(
-                "processingJobStatus") == "InProgress", 120, "the job InProgress")
+            wait_in_progress(control_plane, ns, "run-term")
             proc.send_signal(signal.SIGTERM)
             _, err = proc.communicate(timeout=60)
         finally:
@@ -190,17 +203,13 @@ def test_a_rerun_after_sigterm_meets_the_stopped_job_then_moves_to_the_next_atte
     """SageMaker keeps a stopped job's name: the controller describes before it creates, finds it, and refuses
     to adopt it (ACK.Terminal "Resource already exists", as the real v1.9.1 controller answered on this tier's
     control plane); the retry after that takes the next attempt name (-a2) and runs."""
-    model = tmp_path / "in" / contract.MODEL_FILENAME
-    original = model_archive(model)
+    model, original, gate, sm = fresh_job(tmp_path, moto_endpoint)
     ns = pipeline_runner.namespace
-    gate = threading.Event()
-    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True, gate=gate)
     argv = ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out", run_id="run-rerun")
     with StandInController(control_plane, ns, sm, match="run-rerun"):
         first = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: ((resource(control_plane, ns, "run-rerun") or {}).get("status") or {}).get(
-                "processingJobStatus") == "InProgress", 120, "the job InProgress")
+            wait_in_progress(control_plane, ns, "run-rerun")
             first.send_signal(signal.SIGTERM)
             assert first.wait(60) == 130
         finally:
@@ -222,17 +231,13 @@ def test_a_rerun_after_sigterm_meets_the_stopped_job_then_moves_to_the_next_atte
 
 def test_a_restarted_launcher_reattaches_to_the_running_job(control_plane, pipeline_runner, bucket,
                                                              moto_endpoint, tmp_path) -> None:
-    model = tmp_path / "in" / contract.MODEL_FILENAME
-    original = model_archive(model)
+    model, original, gate, sm = fresh_job(tmp_path, moto_endpoint)
     ns = pipeline_runner.namespace
-    gate = threading.Event()
-    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True, gate=gate)
     argv = ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out", run_id="run-again")
     with StandInController(control_plane, ns, sm, match="run-again"):
         first = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
         try:
-            wait_for(lambda: ((resource(control_plane, ns, "run-again") or {}).get("status") or {}).get(
-                "processingJobStatus") == "InProgress", 120, "the job InProgress")
+            wait_in_progress(control_plane, ns, "run-again")
         finally:
             first.kill()  # the pod is gone without cleaning up (node lost, OOM-killed)
             first.wait()
