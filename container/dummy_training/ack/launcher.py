@@ -6,8 +6,10 @@ else a kubeconfig), re-attaches to a resource of the same name instead of duplic
 status as the ACK SageMaker controller writes it:
 
 - success: ``status.processingJobStatus`` is ``Completed`` and the ``ACK.ResourceSynced`` condition is True;
-- failure: ``Failed`` (``status.failureReason`` is reported), ``Stopped``, or the ``ACK.Terminal`` condition is
-  True (SageMaker rejected the request; the condition's message is reported);
+- failure: ``Failed`` (``status.failureReason`` is reported), ``Stopped``, the ``ACK.Terminal`` condition
+  True (the controller's terminal codes: ResourceInUse, ResourceNotFound, InvalidParameter*, MissingParameter),
+  or ``ACK.Recoverable`` True with a ``ValidationException`` before the job exists (SageMaker rejected the
+  request: the controller would retry it for ever); the condition's message is reported;
 - ``ACK.Recoverable`` True (a transient AWS error the controller retries) is logged and waited through.
 
 On ``errors.Interrupted`` (SIGTERM/SIGINT) and on the overall timeout the resource is deleted: the controller's
@@ -56,6 +58,9 @@ class State(enum.Enum):
 COND_SYNCED = "ACK.ResourceSynced"
 COND_TERMINAL = "ACK.Terminal"
 COND_RECOVERABLE = "ACK.Recoverable"
+#: In an ACK.Recoverable message before the job exists: SageMaker refused the CreateProcessingJob request (the
+#: controller formats AWS errors as smithy does, ``api error <Code>: <message>``).
+REJECTED_CREATE = "api error ValidationException"
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,9 @@ def observe(obj: Mapping[str, Any]) -> Observation:
     if _is_true(terminal):
         msg = str(terminal.get("message") or terminal.get("reason") or "no message").replace("\n\t", " ").strip()
         return Observation(State.REJECTED, job_status, msg, arn)
-    if job_status == "Failed":
-        return Observation(State.FAILED, job_status, status.get("failureReason") or "no failure reason given", arn)
+    if job_status == "Failed":  # FailureReason may span lines (a job's stderr tail): the error is one line
+        reason = " ".join(str(status.get("failureReason") or "").split())
+        return Observation(State.FAILED, job_status, reason or "no failure reason given", arn)
     if job_status == "Stopped":
         return Observation(State.STOPPED, job_status, "the processing job was stopped", arn)
     synced = _condition(obj, COND_SYNCED)
@@ -96,6 +102,10 @@ def observe(obj: Mapping[str, Any]) -> Observation:
     recoverable = _condition(obj, COND_RECOVERABLE)
     if _is_true(recoverable):
         msg = str(recoverable.get("message") or "").replace("\n\t", " ").strip()
+        if not arn and not job_status and REJECTED_CREATE in msg:
+            # The controller counts only a few error codes as terminal; SageMaker's own ValidationException on
+            # CreateProcessingJob is "recoverable" and retried for ever, though only a spec change can fix it.
+            return Observation(State.REJECTED, job_status, msg, arn)
         return Observation(State.PENDING, job_status, f"controller is retrying: {msg}", arn)
     if job_status:
         return Observation(State.PENDING, job_status, job_status, arn)
@@ -242,7 +252,9 @@ class ProcessingJobResource:
             raise
 
     def create(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        return self.api.create_namespaced_custom_object(*self._args(), dict(manifest),
+        """Create with strict field validation: a field the installed CRD does not know is a 400 naming it
+        (the server's default, Warn, would prune it silently and the controller would run another job)."""
+        return self.api.create_namespaced_custom_object(*self._args(), dict(manifest), field_validation="Strict",
                                                         _request_timeout=self.request_timeout)
 
     def delete(self) -> bool:
@@ -314,7 +326,9 @@ def wait(resource: ProcessingJobResource, policy: WaitPolicy = WaitPolicy(), *,
             if seen.state is State.FAILED:
                 raise JobFailedError(f"processing job {resource.name} failed: {seen.message}")
             if seen.state is State.REJECTED:
-                raise JobFailedError(f"processing job {resource.name} was rejected (ACK.Terminal): {seen.message}")
+                why = (COND_TERMINAL if _is_true(_condition(obj, COND_TERMINAL))
+                       else f"{COND_RECOVERABLE}, which the controller retries without end")
+                raise JobFailedError(f"processing job {resource.name} was rejected ({why}): {seen.message}")
             if seen.state is State.STOPPED:
                 raise JobStoppedError(f"processing job {resource.name} was stopped")
         if deadline is not None and clock() >= deadline:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# CI, peers tier: real Kubernetes peers built from pinned Go modules, run on 127.0.0.1 by tests/peers.
+#
+#   .ci/peers.sh build        # build every tests/peers/go/*/build.sh into $DUMMY_TRAINING_PEERS/bin
+#   .ci/peers.sh [PYTEST...]  # build, then pytest -m peers tests/peers PYTEST...
+#
+# Each tests/peers/go/<module>/ is one Go module (go.mod/go.sum pin the versions; no upstream source is kept in
+# the repository) with a build.sh BIN_DIR that skips the build when its stamp matches the hash of its go.sum.
+# DUMMY_TRAINING_PEERS defaults to ~/.cache/dummy-training/peers; the tests find the binaries there too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
+peers=${DUMMY_TRAINING_PEERS:-$HOME/.cache/dummy-training/peers}
+export DUMMY_TRAINING_PEERS=$peers
+started=$SECONDS
+step() { echo "== $* ($((SECONDS - started)) s)"; }
+
+# Go is installed in /usr/local/go on the project's machines, on PATH only for login shells: add it here.
+command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { echo "peers.sh: the go command is needed (Go >= 1.25) to build the peers" >&2; exit 3; }
+mkdir -p "$peers/bin"
+for build in tests/peers/go/*/build.sh; do
+  step "build $(basename "$(dirname "$build")") ($(go version | cut -d' ' -f3))"
+  bash "$build" "$peers/bin"
+done
+step "built"
+[[ ${1:-} == build ]] && exit 0
+step "pytest -m peers tests/peers"
+python3 -m pytest -m peers tests/peers "$@"
+step "done"
