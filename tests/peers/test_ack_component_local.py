@@ -36,12 +36,12 @@ def test_kfp_local_component_runs_the_job_and_delivers(control_plane, pipeline_r
     obj = resource(control_plane, pipeline_runner.namespace, "run-kfp")
     assert obj is not None and obj["status"]["processingJobStatus"] == "Completed"
     assert task.outputs[contract.OUTPUT_JOB_ARN] == obj["status"]["ackResourceMetadata"]["arn"]
-    delivered = members(Path(task.outputs["output_model"].path) / contract.MODEL_FILENAME)
+    delivered = members(Path(task.outputs["output_model"].path))
     assert json.loads(delivered.pop(contract.HYPERPARAMETERS_FILENAME)) == HP
     assert delivered == original
     uri = task.outputs[contract.OUTPUT_MODEL_S3_URI]
     assert s3.get_object(Bucket=bucket, Key=uri.split("/", 3)[3])["Body"].read() == (
-        Path(task.outputs["output_model"].path) / contract.MODEL_FILENAME).read_bytes()
+        Path(task.outputs["output_model"].path)).read_bytes()
     report = Path(task.outputs[contract.OUTPUT_REPORT].path).read_text()
     assert report.startswith("# dummy-training on ACK: Completed")
     assert f"in namespace {pipeline_runner.namespace} |" in report

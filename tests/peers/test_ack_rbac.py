@@ -11,6 +11,7 @@ import pytest
 from control_plane import ControlPlane
 
 from dummy_training import contract
+from dummy_training.kfp.example_model import write_example_model
 
 pytestmark = pytest.mark.peers
 
@@ -52,8 +53,7 @@ def test_the_token_is_the_service_accounts(control_plane: ControlPlane, pipeline
 
 def test_a_denied_launcher_exits_3_in_one_line(control_plane: ControlPlane, pipeline_runner, bucket,
                                                moto_endpoint, tmp_path) -> None:
-    model = tmp_path / contract.MODEL_FILENAME
-    model.write_bytes(b"staging does not look inside")
+    model = write_example_model(tmp_path / contract.MODEL_FILENAME, with_hyperparameters=True)
     res = subprocess.run(
         [sys.executable, "-m", "dummy_training", "ack", "run", "--model", str(model), "--s3-prefix",
          f"s3://{bucket}/runs", "--role-arn", "arn:aws:iam::123456789012:role/R", "--image-uri", "img:1",
