@@ -68,11 +68,16 @@ def print_error(exc: BaseException | str) -> None:
 EXIT_CODE_FILE_ENV = "DUMMY_TRAINING_EXIT_CODE_FILE"
 
 
-def fail(exc: BaseException | str, code: int) -> NoReturn:
-    """End a KFP task the way the CLI ends: one line on stderr, the CLI's exit code."""
-    print_error(exc)
+def record_exit_code(code: int) -> None:
+    """Append ``code`` to the file ``EXIT_CODE_FILE_ENV`` names, when it is set (a KFP task about to fail)."""
     record = os.environ.get(EXIT_CODE_FILE_ENV)
     if record:
         with contextlib.suppress(OSError), open(record, "a") as fh:
             fh.write(f"{code}\n")
+
+
+def fail(exc: BaseException, code: int) -> NoReturn:
+    """End a KFP task the way the CLI ends: one line on stderr, the CLI's exit code."""
+    print_error(exc)
+    record_exit_code(code)
     raise SystemExit(code) from None
