@@ -22,6 +22,7 @@ import contextlib
 import enum
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -512,6 +513,15 @@ def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any 
         job.wait_seconds = clock() - started
 
 
+#: A rejection that means the SageMaker job name is taken: the controller found a job of that name that it did
+#: not create (an earlier attempt's, stopped when its resource was deleted) and does not adopt it.
+_NAME_TAKEN = re.compile(r"ResourceInUse|already exists", re.IGNORECASE)
+
+
+def _name_taken(exc: JobFailedError) -> bool:
+    return "was rejected" in str(exc) and bool(_NAME_TAKEN.search(str(exc)))
+
+
 def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep: Callable[[float], None],
             clock: Callable[[], float], job: JobSummary) -> LaunchResult:
     base = sagemaker_launcher.base_job_name(config)
@@ -532,45 +542,54 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
     owned: list[ProcessingJobResource] = []  # what an interrupt or the timeout deletes
     described: dict[str, Any] = {}  # the resource as created or found: where its job writes its own report
     try:
-        res = resolve(api, namespace, config, lambda n: manifest_for(config, n, plan, options, namespace)["spec"],
-                      base)
-        resource = res.resource
-        job.job_name, job.resource = res.name, resource.describe()
-        job.instance_type, job.instance_count = config.instance_type, config.instance_count
-        job.region = config.region or ""
-        if res.existing is not None:
-            update_from_resource(job, res.existing)
-        reused = res.existing is not None and observe(res.existing).state is State.COMPLETED
-        if res.existing is None:
-            staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
-                                 hyperparameters_json=config.hyperparameters_json, staging_prefix="", plan=plan)
-            manifest = manifest_for(config, res.name, plan, options, namespace)
-            described = manifest
-            owned.append(resource)
-            log.info("creating %s (SageMaker job %s, %s x %s)", resource.describe(), res.name,
-                     config.instance_count, config.instance_type)
+        while True:  # again after a derived name turns out to be taken (_name_taken)
+            res = resolve(api, namespace, config, lambda n: manifest_for(config, n, plan, options, namespace)["spec"],
+                          base)
+            resource = res.resource
+            job.job_name, job.resource = res.name, resource.describe()
+            job.instance_type, job.instance_count = config.instance_type, config.instance_count
+            job.region = config.region or ""
+            if res.existing is not None:
+                update_from_resource(job, res.existing)
+            reused = res.existing is not None and observe(res.existing).state is State.COMPLETED
+            if res.existing is None:
+                staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
+                                     hyperparameters_json=config.hyperparameters_json, staging_prefix="", plan=plan)
+                manifest = manifest_for(config, res.name, plan, options, namespace)
+                described = manifest
+                owned.append(resource)
+                log.info("creating %s (SageMaker job %s, %s x %s)", resource.describe(), res.name,
+                         config.instance_count, config.instance_type)
+                try:
+                    resource.create(manifest)
+                except DummyTrainingError:
+                    raise
+                except Exception as exc:
+                    if getattr(exc, "status", None) != 409:
+                        raise translate_api_error(exc, f"create {resource.describe()}") from exc
+                    twin = resource.get()
+                    if twin is not None:
+                        spec = manifest["spec"]
+                        _same_spec(resource, twin, lambda _n, spec=spec: spec, res.name)
+                    log.info("%s was created concurrently (with the same spec): re-attaching", resource.describe())
+            else:
+                described = res.existing
+                owned.append(resource)
+                log.info("re-attaching to existing %s (%s)", resource.describe(), observe(res.existing).message)
+            log.info("watch it with: kubectl get %s %s -n %s -w", contract.ACK_PLURAL, resource.name, namespace)
             try:
-                resource.create(manifest)
-            except DummyTrainingError:
+                seen, obj = wait(resource, policy, sleep=sleep, clock=clock, job=job)
+            except JobFailedError as exc:
+                if job.status == "Failed":  # the job ran (not rejected): its report, if the repack got that far
+                    sagemaker_launcher.fetch_job_report(s3, report_location_from_resource(described), job)
+                if res.existing is None and not config.job_name and _name_taken(exc):
+                    # an earlier attempt's job (stopped when its resource was deleted) holds the name for ever
+                    log.warning("%s was refused: a SageMaker job named %s exists already (an earlier attempt's): "
+                                "trying the next attempt name", resource.describe(), res.name)
+                    owned.remove(resource)
+                    continue
                 raise
-            except Exception as exc:
-                if getattr(exc, "status", None) != 409:
-                    raise translate_api_error(exc, f"create {resource.describe()}") from exc
-                twin = resource.get()
-                if twin is not None:
-                    _same_spec(resource, twin, lambda _n: manifest["spec"], res.name)
-                log.info("%s was created concurrently (with the same spec): re-attaching", resource.describe())
-        else:
-            described = res.existing
-            owned.append(resource)
-            log.info("re-attaching to existing %s (%s)", resource.describe(), observe(res.existing).message)
-        log.info("watch it with: kubectl get %s %s -n %s -w", contract.ACK_PLURAL, resource.name, namespace)
-        try:
-            seen, obj = wait(resource, policy, sleep=sleep, clock=clock, job=job)
-        except JobFailedError:
-            if job.status == "Failed":  # the job ran (not rejected): its report, if the repack got that far
-                sagemaker_launcher.fetch_job_report(s3, report_location_from_resource(described), job)
-            raise
+            break
     except Interrupted:
         for r in owned:
             log.warning("interrupted: deleting %s", r.describe())
