@@ -46,7 +46,7 @@ def dummy_training_pipeline(
         backend: Where the repack runs: kubernetes (in the pipeline's pod), sagemaker or ack.
         aws_secret_name: Kubernetes secret whose AWS_* keys become environment variables (optional).
         role_arn: sagemaker/ack: IAM role the SageMaker Processing job runs with.
-        image_uri: sagemaker/ack: the dummy-training image in ECR.
+        image_uri: sagemaker/ack: the image the job runs (ECR); staged jobs need the <version>-root variant.
         s3_prefix: s3:// prefix for the output (kubernetes: with s3_direct) and sagemaker/ack staged inputs.
         region: sagemaker/ack: AWS region; empty for the pod's AWS_REGION / AWS_DEFAULT_REGION.
         s3_direct: Repack S3 to S3, streaming, in the pod (kubernetes) or the job (sagemaker/ack): no size limit.

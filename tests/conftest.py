@@ -50,6 +50,18 @@ def _isolated_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _record_aws_calls() -> Iterator[None]:
+    """Every AWS operation the package's clients call, recorded for tests/test_iam_policies.py."""
+    import iam_recorder
+
+    from dummy_training import aws
+
+    aws.CLIENT_HOOKS.append(iam_recorder.hook)
+    yield
+    aws.CLIENT_HOOKS.remove(iam_recorder.hook)
+
+
 @pytest.fixture
 def logged() -> Iterator[LogLines]:
     """What the engine logs (the CLI's logging setup stops propagation to pytest's caplog)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from dummy_training import __version__
@@ -62,7 +62,7 @@ def session(region: str | None = None, assume_role_arn: str | None = None,
     base = _base_session(region)
     if not assume_role_arn:
         return base
-    sts = base.client("sts", config=_config())
+    sts = _hooked(base.client("sts", config=_config()))
     with translating(f"assume role {assume_role_arn}"):
         creds = sts.assume_role(RoleArn=assume_role_arn, RoleSessionName=session_name)["Credentials"]
     return boto3.Session(
@@ -99,6 +99,18 @@ def _config(**overrides: Any) -> Any:
     )
 
 
+#: Called with every client ``client()`` (and the assume-role STS client) creates, before it is returned: the
+#: one place to watch what the code calls (the tests record every operation through botocore's ``before-call``
+#: event to check the IAM policies in docs/iam/ grant it).
+CLIENT_HOOKS: list[Callable[[Any], None]] = []
+
+
+def _hooked(new_client: Any) -> Any:
+    for hook in CLIENT_HOOKS:
+        hook(new_client)
+    return new_client
+
+
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None,
            boto_session: Any = None, max_pool_connections: int = 10) -> Any:
     """A boto3 client with adaptive retries. ``endpoint_url`` None leaves boto3's own resolution in place
@@ -112,11 +124,11 @@ def client(service: str, *, region: str | None = None, endpoint_url: str | None 
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
     try:
-        return sess.client(service, **kwargs)
+        return _hooked(sess.client(service, **kwargs))
     except NoRegionError:
         if service == "s3":  # S3 works without a region (us-east-1 global endpoint)
             kwargs["region_name"] = "us-east-1"
-            return sess.client(service, **kwargs)
+            return _hooked(sess.client(service, **kwargs))
         raise RuntimeIOError(
             f"no AWS region configured for {service}: pass --region or set AWS_REGION / AWS_DEFAULT_REGION"
         ) from None

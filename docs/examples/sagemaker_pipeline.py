@@ -11,7 +11,7 @@ from sagemaker.core.workflow.pipeline_context import PipelineSession
 from sagemaker.mlops.workflow.pipeline import Pipeline
 from sagemaker.mlops.workflow.steps import ProcessingStep
 
-from dummy_training.sagemaker.pipelines_step import output_s3_uri, processing_step
+from dummy_training.sagemaker.pipelines_step import model_s3_uri, processing_step
 
 ROLE = "arn:aws:iam::123456789012:role/SageMakerProcessing"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0-root"
@@ -33,7 +33,7 @@ checker = Processor(role=ROLE, image_uri=IMAGE, instance_count=1, instance_type=
                     sagemaker_session=session)
 check = ProcessingStep("Check", step_args=checker.run(
     inputs=[ProcessingInput(input_name="model", s3_input=ProcessingS3Input(
-        s3_uri=output_s3_uri(repack), local_path="/opt/ml/processing/input/model",
+        s3_uri=model_s3_uri(repack), local_path="/opt/ml/processing/input/model",
         s3_data_type="S3Prefix", s3_input_mode="File"))],
     arguments=["/opt/ml/processing/input/model"]))
 

@@ -4,6 +4,7 @@ moto S3 server (real staging): create, re-attach, attempts, errors, interruption
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import ack_reference
 import pytest
 import yaml
+from archives import make_model_archive
 from fake_kube import FakeKube
 
 from dummy_training import cli
@@ -18,11 +20,12 @@ from dummy_training.ack import launcher as ack_launcher
 from dummy_training.errors import (
     InputNotFoundError,
     Interrupted,
+    InvalidInputError,
     JobFailedError,
     JobStoppedError,
     RuntimeIOError,
 )
-from dummy_training.sagemaker import report
+from dummy_training.sagemaker import report, staging
 from dummy_training.sagemaker.launcher import LaunchConfig
 
 NS = "kubeflow-user"
@@ -51,7 +54,7 @@ def kube(tmp_path: Path):
 def model_file(tmp_path: Path) -> Path:
     path = tmp_path / "in" / "model.tar.gz"
     path.parent.mkdir()
-    path.write_bytes(b"not really a model, staging does not look inside")
+    path.write_bytes(make_model_archive(with_hyperparameters=True, weights_size=1000, small_files=1))
     return path
 
 
@@ -70,6 +73,14 @@ def options(kube: FakeKube, **kw: Any) -> ack_launcher.AckOptions:
 
 def posts(kube: FakeKube) -> list[dict[str, Any]]:
     return [body for method, _path, body in kube.requests if method == "POST"]
+
+
+def spec_of(cfg: LaunchConfig, name: str) -> dict[str, Any]:
+    """The resource the launcher creates for ``cfg`` as job ``name`` (inputs where it would stage them)."""
+    base = ack_launcher.staging_prefix(cfg, name)
+    plan = staging.plan_inputs(model=cfg.model, hyperparameters=cfg.hyperparameters,
+                               hyperparameters_json=cfg.hyperparameters_json, staging_prefix=base)
+    return ack_launcher.manifest_for(cfg, name, plan, ack_launcher.AckOptions(), NS)
 
 
 def existing(name: str, st: dict[str, Any], *, spec_from: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -103,11 +114,13 @@ def test_launch_stages_creates_waits_and_delivers(kube, s3, bucket, moto_endpoin
     assert body["metadata"]["labels"]["team"] == "ml"
     assert kube.requests[-1][1].endswith(f"/namespaces/{NS}/processingjobs/{name}")
     inputs = {i["inputName"]: i["s3Input"]["s3URI"] for i in body["spec"]["processingInputs"]}
-    assert inputs == {"model": f"s3://{bucket}/runs/{name}/input/model/model.tar.gz",
-                      "config": f"s3://{bucket}/runs/{name}/input/config/hyperparameters.json"}
-    staged = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/model/model.tar.gz")["Body"].read()
+    model_key = f"runs/{name}/input/model/sha256-{hashlib.sha256(model_file.read_bytes()).hexdigest()}/model.tar.gz"
+    hp_digest = hashlib.sha256(b'{\n  "epochs": 3\n}\n').hexdigest()
+    hp_key = f"runs/{name}/input/config/sha256-{hp_digest}/hyperparameters.json"
+    assert inputs == {"model": f"s3://{bucket}/{model_key}", "config": f"s3://{bucket}/{hp_key}"}
+    staged = s3.get_object(Bucket=bucket, Key=model_key)["Body"].read()
     assert staged == model_file.read_bytes()
-    hp = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/config/hyperparameters.json")["Body"].read()
+    hp = s3.get_object(Bucket=bucket, Key=hp_key)["Body"].read()
     assert json.loads(hp) == {"epochs": 3}
 
     assert result.job_name == name and result.job_arn == ARN and not result.reused
@@ -166,19 +179,81 @@ def test_missing_crd_is_reported(kube, bucket, moto_endpoint, model_file) -> Non
 # ------------------------------------------------------------------------------------------- re-attaching
 def test_reattaches_to_running_resource_without_creating(kube, bucket, moto_endpoint, model_file) -> None:
     name = "dummy-training-run-1234-task-repack"
-    kube.put(NS, existing(name, status(CREATED)), scripted=True)
+    cfg = config(bucket, moto_endpoint, str(model_file))
+    kube.put(NS, existing(name, status(CREATED), spec_from=spec_of(cfg, name)), scripted=True)
     kube.statuses = [status(CREATED), status(COMPLETED)]
-    result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    result = ack_launcher.launch(cfg, options(kube))
     assert posts(kube) == [] and not result.reused
-    assert result.model_s3_uri == f"s3://earlier/{name}/output/model.tar.gz"  # read from the resource
+    assert result.model_s3_uri == f"s3://{bucket}/runs/{name}/output/model.tar.gz"  # read from the resource
 
 
 def test_completed_resource_is_reused(kube, s3, bucket, moto_endpoint, model_file) -> None:
     name = "dummy-training-run-1234-task-repack"
-    kube.put(NS, existing(name, status(COMPLETED)))
-    result = ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+    cfg = config(bucket, moto_endpoint, str(model_file))
+    kube.put(NS, existing(name, status(COMPLETED), spec_from=spec_of(cfg, name)))
+    result = ack_launcher.launch(cfg, options(kube))
     assert result.reused and posts(kube) == []
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)  # nothing staged for a finished job
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"image_uri": "img:2"}, "spec.appSpecification.imageURI: "),
+    ({"hyperparameters_json": '{"epochs": 4}'}, "spec.processingInputs[config].s3Input.s3URI: "),
+    ({"environment": {"A": "secret"}}, "spec.environment.A differs"),
+    ({"instance_type": "ml.c5.xlarge"}, "spec.processingResources.clusterConfig.instanceType: ml.m5.large there"),
+    ({"tags": {"team": "ml"}}, "spec.tags[team]"),
+])
+@pytest.mark.parametrize("state", [CREATED, COMPLETED])
+def test_resource_with_another_spec_is_refused(kube, s3, bucket, moto_endpoint, model_file, change, field,
+                                               state) -> None:
+    """A resource under the name with another spec (another model, hyperparameters, image, ...): exit 2 naming it
+    and the first field that differs; nothing staged, created or deleted. The same for an explicit job_name."""
+    name = "dummy-training-run-1234-task-repack"
+    kube.put(NS, existing(name, status(state), spec_from=spec_of(config(bucket, moto_endpoint, str(model_file)),
+                                                                  name)))
+    with pytest.raises(InvalidInputError) as info:
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file), **change), options(kube))
+    message = str(info.value)
+    assert message.startswith(f"processingjobs.sagemaker.services.k8s.aws/{name} in namespace {NS} already exists "
+                              "with another spec (")
+    assert field in message and "secret" not in message
+    assert posts(kube) == [] and "DELETE" not in kube.methods()
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+
+
+def test_another_local_model_under_the_same_name_is_refused(kube, bucket, moto_endpoint, model_file,
+                                                            tmp_path) -> None:
+    """The staged key is the content's digest: another model file at the same path is another request."""
+    name = "dummy-training-run-1234-task-repack"
+    kube.put(NS, existing(name, status(COMPLETED), spec_from=spec_of(config(bucket, moto_endpoint, str(model_file)),
+                                                                     name)))
+    model_file.write_bytes(make_model_archive(with_hyperparameters=True, seed=1, weights_size=1000, small_files=1))
+    with pytest.raises(InvalidInputError, match=r"spec\.processingInputs\[model\]\.s3Input\.s3URI: .*sha256-"):
+        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file)), options(kube))
+
+
+def test_resource_being_deleted_is_never_re_attached(kube, bucket, moto_endpoint, model_file) -> None:
+    """metadata.deletionTimestamp: a derived name goes on to the next attempt name (a new job); an explicit
+    job_name is refused with one line (exit 6): its job is being stopped and SageMaker names are unique."""
+    name = "dummy-training-run-1234-task-repack"
+    cfg = config(bucket, moto_endpoint, str(model_file))
+    doomed = existing(name, status(CREATED), spec_from=spec_of(cfg, name))
+    doomed["metadata"]["deletionTimestamp"] = "2026-12-01T20:00:00Z"
+    doomed["metadata"]["finalizers"] = ["finalizers.sagemaker.services.k8s.aws/ProcessingJob"]
+    kube.put(NS, doomed)
+    kube.statuses = [status(COMPLETED)]
+    result = ack_launcher.launch(cfg, options(kube))
+    (body,) = posts(kube)
+    assert body["metadata"]["name"] == f"{name}-a2" and result.job_name == f"{name}-a2"
+    assert "DELETE" not in kube.methods()
+
+    explicit = config(bucket, moto_endpoint, str(model_file), job_name="my-job")
+    doomed = existing("my-job", status(COMPLETED), spec_from=spec_of(explicit, "my-job"))
+    doomed["metadata"]["deletionTimestamp"] = "2026-12-01T20:00:00Z"
+    kube.put(NS, doomed)
+    with pytest.raises(JobStoppedError, match=f"my-job in namespace {NS} is being deleted .*pass a new job_name"):
+        ack_launcher.launch(explicit, options(kube))
+    assert len(posts(kube)) == 1
 
 
 def test_concurrent_twin_409_reattaches(kube, bucket, moto_endpoint, model_file) -> None:
@@ -204,9 +279,10 @@ def test_failed_earlier_attempt_runs_next_attempt_name(kube, bucket, moto_endpoi
 
 
 def test_explicit_job_name_that_failed_is_not_rerun(kube, bucket, moto_endpoint, model_file) -> None:
-    kube.put(NS, existing("my-job", status("stopped.yaml")))
+    cfg = config(bucket, moto_endpoint, str(model_file), job_name="my-job")
+    kube.put(NS, existing("my-job", status("stopped.yaml"), spec_from=spec_of(cfg, "my-job")))
     with pytest.raises(JobFailedError, match="pass a new job_name"):
-        ack_launcher.launch(config(bucket, moto_endpoint, str(model_file), job_name="my-job"), options(kube))
+        ack_launcher.launch(cfg, options(kube))
     assert posts(kube) == []
 
 
@@ -308,8 +384,9 @@ def test_cli_manifest_stage_uploads(capsys, s3, bucket, moto_endpoint, model_fil
     assert rc == 0
     manifest = yaml.safe_load(capsys.readouterr().out)
     uri = manifest["spec"]["processingInputs"][0]["s3Input"]["s3URI"]
-    assert uri == f"s3://{bucket}/runs/cli-job/input/model/model.tar.gz"
-    assert s3.head_object(Bucket=bucket, Key="runs/cli-job/input/model/model.tar.gz")["ContentLength"] > 0
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    assert uri == f"s3://{bucket}/runs/cli-job/input/model/sha256-{digest}/model.tar.gz"
+    assert s3.head_object(Bucket=bucket, Key=uri.split("/", 3)[3])["ContentLength"] > 0
 
 
 def test_cli_run_writes_outputs(kube, capsys, bucket, moto_endpoint, model_file, tmp_path) -> None:

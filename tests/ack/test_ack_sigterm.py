@@ -15,6 +15,7 @@ from pathlib import Path
 
 import ack_reference
 import pytest
+from archives import make_model_archive
 from fake_kube import FakeKube
 
 from dummy_training.errors import EXIT_INTERRUPTED
@@ -35,7 +36,7 @@ def _wait_for(predicate, timeout: float = 30.0) -> bool:  # noqa: ANN001
 def test_signal_deletes_the_resource_and_exits_130(tmp_path: Path, bucket: str, moto_endpoint: str,
                                                    signum: signal.Signals) -> None:
     model = tmp_path / "model.tar.gz"
-    model.write_bytes(b"model bytes")
+    model.write_bytes(make_model_archive(with_hyperparameters=True, weights_size=1000, small_files=1))
     with FakeKube() as kube:
         kube.statuses = [ack_reference.fixture("in_progress.yaml")["status"]]  # InProgress forever
         kubeconfig = kube.kubeconfig(tmp_path / "kubeconfig", namespace="pipelines")

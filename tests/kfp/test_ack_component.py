@@ -3,6 +3,7 @@ plus the RBAC manifest shipped next to it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -58,6 +59,30 @@ def _model_archive(path: Path) -> Path:
     return path
 
 
+def test_without_download_the_output_models_uri_is_the_s3_object(tmp_path, monkeypatch, s3, bucket,
+                                                                  moto_endpoint) -> None:
+    from kfp import local
+
+    from dummy_training.kfp.components.ack import ack_dummy_training
+
+    name = "dummy-training-run-43-repack"
+    out_key = f"runs/{name}/output/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key="in/model.tar.gz", Body=b"m")
+    s3.put_object(Bucket=bucket, Key=out_key, Body=b"the repacked model")  # what the job would write
+    with FakeKube() as kube:
+        kube.statuses = [ack_reference.fixture("completed.yaml")["status"]]
+        monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig", namespace="team-ml")))
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
+        task = ack_dummy_training(
+            model=f"s3://{bucket}/in/model.tar.gz", role_arn=ROLE, image_uri="dummy-training:test",
+            s3_prefix=f"s3://{bucket}/runs", hyperparameters_json='{"lr": 0.1}', kfp_run_id="run-43",
+            kfp_task_id="repack", endpoint_url=moto_endpoint, download_model=False)
+    artifact = task.outputs["output_model"]
+    assert artifact.uri == f"s3://{bucket}/{out_key}"  # the model.tar.gz object, not a prefix
+    assert artifact.metadata[contract.OUTPUT_MODEL_S3_URI] == artifact.uri
+    assert not list((tmp_path / "root").glob("**/output_model")), "nothing downloaded"
+
+
 def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypatch, s3, bucket,
                                                             moto_endpoint) -> None:
     from kfp import local
@@ -82,8 +107,10 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
     assert task.outputs[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{out_key}"
     assert task.outputs[contract.OUTPUT_JOB_ARN] == ARN
     artifact = task.outputs["output_model"]
-    assert (Path(artifact.path) / contract.MODEL_FILENAME).read_bytes() == b"the repacked model"
+    assert Path(artifact.path).read_bytes() == b"the repacked model"  # the artifact is the archive itself
     assert artifact.metadata[contract.OUTPUT_JOB_ARN] == ARN and artifact.metadata["job_name"] == name
+    assert artifact.metadata["sha256"] == hashlib.sha256(b"the repacked model").hexdigest()
+    assert artifact.metadata["size"] == len(b"the repacked model")
     # the report (Output[Markdown]) a person reads in the KFP UI, and the metrics
     report = Path(task.outputs[contract.OUTPUT_REPORT].path).read_text()
     assert report.startswith("# dummy-training on ACK: Completed")
@@ -101,7 +128,9 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
     assert spec["environment"] == {"LOG_LEVEL": "debug"}
     assert spec["tags"] == [{"key": "team", "value": "ml"}]
     assert spec["networkConfig"]["vpcConfig"] == {"securityGroupIDs": ["sg-1"], "subnets": ["subnet-1", "subnet-2"]}
-    hp = s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/config/hyperparameters.json")["Body"].read()
+    (hp_uri,) = [i["s3Input"]["s3URI"] for i in spec["processingInputs"] if i["inputName"] == "config"]
+    assert hp_uri.startswith(f"s3://{bucket}/runs/{name}/input/config/sha256-")  # named by its content
+    hp = s3.get_object(Bucket=bucket, Key=hp_uri.split("/", 3)[3])["Body"].read()
     assert json.loads(hp) == {"lr": 0.1}
 
 

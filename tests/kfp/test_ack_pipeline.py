@@ -6,6 +6,7 @@ uploaded where the manifest says); the launcher then delivers the model and the 
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 
+import hashlib
 import io
 import json
 import tarfile
@@ -64,10 +65,15 @@ def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, buck
     assert name.startswith("dummy-training-")  # derived from the run and task ids
     assert created == [("kubeflow", name)] and "DELETE" not in methods
     inputs = {i["inputName"]: i["s3Input"]["s3URI"] for i in spec["processingInputs"]}
-    # both inputs were copied under the job's staging prefix (their keys had other names)
-    assert inputs == {contract.PROCESSING_INPUT_MODEL: f"s3://{bucket}/runs/{name}/input/model/model.tar.gz",
-                      contract.PROCESSING_INPUT_HYPERPARAMETERS:
-                          f"s3://{bucket}/runs/{name}/input/config/hyperparameters.json"}
+    # both inputs were copied under the job's staging prefix (their keys had other names), to a key named by the
+    # source URI's hash
+    def source(uri: str) -> str:
+        return "s3-" + hashlib.sha256(uri.encode()).hexdigest()[:16]
+
+    assert inputs == {contract.PROCESSING_INPUT_MODEL: f"s3://{bucket}/runs/{name}/input/model/"
+                                                       f"{source(f's3://{bucket}/models/bert.tar.gz')}/model.tar.gz",
+                      contract.PROCESSING_INPUT_HYPERPARAMETERS: f"s3://{bucket}/runs/{name}/input/config/"
+                      f"{source(f's3://{bucket}/cfg/hp.json')}/hyperparameters.json"}
     # the played job's output was delivered into the Output[Model] and read by the check step
     assert result.checked_hyperparameters == {"epochs": 4}
     with tarfile.open(result.output) as tar:
@@ -82,4 +88,4 @@ def test_compiled_pipeline_ack_branch_runs_the_job_and_checks_the_model(s3, buck
     assert "The job's repack: **injected** (its own report is below)." in report
     assert "\n## dummy-training repack: hyperparameters.json injected\n" in report
     assert "| 1 | weights.bin | file | 5 bytes |" in report
-    assert result.metrics["members"] == 1 and result.metrics["injected"] == 1
+    assert result.metrics["members"] == 2 and result.metrics["injected"] == 1  # weights.bin + the injected file

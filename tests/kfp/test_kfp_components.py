@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
+import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -70,7 +73,7 @@ def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_im
 
     assert cli.main(["compile", "--check", "--root", str(root)]) == 1
     captured = capsys.readouterr()
-    assert "2 YAML file(s) differ from a fresh compile" in captured.err
+    assert "2 YAML/README file(s) differ from a fresh compile" in captured.err
     assert "DRIFTED     components/dummy_training/component.yaml" in captured.out
     assert "MISSING     pipelines/dummy_training_parallel_pipeline.yaml" in captured.out
     assert "someone-else:" in victim.read_text(), "--check must not write"
@@ -82,6 +85,41 @@ def test_compile_command_reports_drift_and_repairs_it(tmp_path: Path, default_im
         assert compile_mod.normalized((root / path).read_text()) == compile_mod.normalized((REPO / path).read_text())
 
     assert cli.main(["compile", "--check", "--root", str(root)]) == 0
+
+
+def _images(text: str) -> list[str]:
+    """Every container image a compiled component or pipeline YAML names (a pipeline's second document is its
+    platform spec)."""
+    return [e["container"]["image"] for doc in yaml.safe_load_all(text) if "deploymentSpec" in doc
+            for e in doc["deploymentSpec"]["executors"].values() if "container" in e]  # not the importers
+
+
+def test_compile_for_another_registry_into_a_directory_leaves_the_tracked_files_alone(
+        tmp_path: Path, default_image: str, capsys: pytest.CaptureFixture) -> None:
+    tracked = {p: p.read_bytes() for p in sorted(REPO.glob("components/*/component.yaml"))
+               + sorted(REPO.glob("pipelines/*.yaml"))
+               + sorted((REPO / compile_mod.PACKAGE_PIPELINES_DIR).glob("*.yaml"))}
+    image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/platform/repack:7.1-corp"
+    out = tmp_path / "yaml"
+    assert cli.main(["compile", "--root", str(REPO), "--image", image, "--output-dir", str(out)]) == 0
+    assert {p: p.read_bytes() for p in tracked} == tracked, "the tracked YAML changed"
+    written = sorted(p.relative_to(out) for p in out.rglob("*.yaml"))
+    package_copies = REPO / compile_mod.PACKAGE_PIPELINES_DIR
+    assert written == sorted(p.relative_to(REPO) for p in tracked if package_copies not in p.parents)
+    for rel in written:
+        text = (out / rel).read_text()
+        assert _images(text) and set(_images(text)) == {image}, rel
+        assert DEFAULT_IMAGE not in text, rel  # no other reference to the default image either
+    # the same YAML as the tracked files but for the image, and it loads back
+    for rel in written:
+        fresh = (out / rel).read_text().replace(image, DEFAULT_IMAGE)
+        assert compile_mod.normalized(fresh) == compile_mod.normalized((REPO / rel).read_text()), rel
+        components.load_component_from_file(str(out / rel))
+    capsys.readouterr()
+    # and the checkout is still up to date, in this very process (the image did not stick)
+    assert cli.main(["compile", "--check", "--root", str(REPO)]) == 0
+    assert "DRIFTED" not in capsys.readouterr().out
+    assert cli.main(["compile", "--check", "--output-dir", str(out), "--root", str(REPO)]) == 2
 
 
 def _with_sdk_version(text: str, version: str) -> str:
@@ -198,7 +236,7 @@ def test_s3_component_names_are_the_contract_and_the_repack_cli_flags() -> None:
     assert all(v.type == "String" for v in spec.inputs.values())
     required = sorted(k for k, v in spec.inputs.items() if not v.optional)
     assert required == sorted([contract.MODEL.name, contract.OUTPUT_URI.name])
-    assert sorted(spec.outputs) == sorted([contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_REPORT,
+    assert sorted(spec.outputs) == sorted([contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_MODEL, contract.OUTPUT_REPORT,
                                            contract.OUTPUT_METRICS])
 
 
@@ -291,3 +329,98 @@ def test_check_step_reads_root_hyperparameters_and_fails_without(tmp_path: Path)
     with pytest.raises(SystemExit) as info:  # the step's body fails the task with the CLI's exit code
         check_model(str(tmp_path / "missing"))
     assert info.value.code == 1
+
+
+def test_component_errors_name_the_components_inputs() -> None:
+    from dummy_training.kfp import runtime
+    from dummy_training.step.resolve import hyperparameters_search_description
+
+    text = runtime.component_message(f"none given; searched at: {hyperparameters_search_description()}",
+                                     runtime.NATIVE_INPUTS)
+    assert text == "none given; searched at: input `hyperparameters`, input `hyperparameters_json`"
+    launcher = runtime.component_message("--role-arn is not an IAM role ARN; --no-logs; "
+                                         "--pretrained-model-path x", runtime.LAUNCHER_INPUTS)
+    assert launcher == ("input `role_arn` is not an IAM role ARN; --no-logs; input `model` x")
+
+
+# ------------------------------------------------------------------------------------ generated READMEs
+def _copy_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    for d in ("components", "pipelines", "container"):
+        shutil.copytree(REPO / d, root / d, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return root
+
+
+def test_readme_blocks_are_drift_checked_and_regenerated(tmp_path: Path, default_image: str,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    root = _copy_repo(tmp_path)
+    readme = root / "components" / "dummy_training" / "README.md"
+    original = readme.read_text()
+    readme.write_text(original.replace("| `hyperparameters_json` | `str` | `\"\"` |", "| `hyperparameters_json` | "
+                                       "`str` | `\"{}\"` |"))
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 1
+    assert "DRIFTED     components/dummy_training/README.md" in capsys.readouterr().out
+    assert cli.main(["compile", "--root", str(root)]) == 0
+    assert readme.read_text() == original
+    # a README without one of the blocks: one line naming it
+    pipelines = root / "pipelines" / "README.md"
+    pipelines.write_text(pipelines.read_text().replace("<!-- END GENERATED parameters dummy_training_pipeline -->",
+                                                       ""))
+    assert cli.main(["compile", "--check", "--root", str(root)]) == 2
+    assert "has no generated block 'parameters dummy_training_pipeline'" in capsys.readouterr().err
+
+
+def _block(text: str, key: str) -> str:
+    return text.split(f"<!-- BEGIN GENERATED {key} -->", 1)[1].split(f"<!-- END GENERATED {key} -->", 1)[0]
+
+
+def test_component_readmes_document_every_input_output_image_and_local_runner() -> None:
+    for folder, (_module, comp) in compile_mod.discover_components().items():
+        text = (REPO / "components" / folder / "README.md").read_text()
+        spec = comp.component_spec
+        inputs = _block(text, "inputs")
+        for name in spec.inputs:
+            assert f"| `{name}` |" in inputs, (folder, name)
+        for name in spec.outputs or {}:
+            assert f"| `{name}` |" in _block(text, "outputs"), (folder, name)
+        assert "use_venv=False" in _block(text, "local"), folder
+        image = _block(text, "image")
+        if "image_uri" in spec.inputs:  # a launcher: the job's image, staged needs the root variant
+            assert "-root" in image and "Staged jobs" in image, folder
+            # and every example in the page that gives a staged job an image gives it the root image
+            for line in text.splitlines():
+                if ("--image-uri " in line or "image_uri=" in line) and "dummy-training:" in line:
+                    assert re.search(r"dummy-training:[\w.]+-root", line), (folder, line)
+
+
+def test_every_pipeline_parameter_is_documented() -> None:
+    text = (REPO / "pipelines" / "README.md").read_text()
+    for stem, (_src, pipeline) in compile_mod.discover_pipelines(REPO).items():
+        block = _block(text, f"parameters {stem}")
+        for name in pipeline.component_spec.inputs:
+            assert f"| `{name}` |" in block, (stem, name)
+    for name in ("image_uri", "role_arn", "region"):
+        assert f"| `{name}` |" in _block(text, "parameters dummy_training_pipeline")
+
+
+def test_output_model_points_at_the_s3_object_only_where_the_runner_accepts_it() -> None:
+    """kfp.local takes any uri; KFP's launcher uploads to it and fails the task unless it is under the pipeline
+    root (backend/src/v2/component/launcher_v2.go: mergeRuntimeArtifacts, then bucketConfig.KeyFromURI)."""
+    from types import SimpleNamespace
+
+    from dummy_training.kfp.runtime import point_at_s3
+
+    local = SimpleNamespace(uri="/tmp/root/dummy-training-pipeline/run-1/sagemaker-job/output_model")
+    assert point_at_s3(local, "s3://models/runs/job/output/model.tar.gz")
+    assert local.uri == "s3://models/runs/job/output/model.tar.gz"
+    under = SimpleNamespace(uri="s3://ml/v2/artifacts/dummy-training-pipeline/run-1/task-2/output_model")
+    assert point_at_s3(under, "s3://ml/v2/artifacts/dummy-training-pipeline/runs/job/output/model.tar.gz")
+    elsewhere = SimpleNamespace(uri="minio://mlpipeline/v2/artifacts/dummy-training-pipeline/run-1/t/output_model")
+    logged = io.StringIO()
+    handler = logging.StreamHandler(logged)
+    logging.getLogger("dummy_training.kfp").addHandler(handler)
+    try:
+        assert not point_at_s3(elsewhere, "s3://models/runs/job/output/model.tar.gz")
+    finally:
+        logging.getLogger("dummy_training.kfp").removeHandler(handler)
+    assert elsewhere.uri.startswith("minio://mlpipeline/") and "refuses an output artifact" in logged.getvalue()

@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from dummy_training import cli, contract
-from dummy_training.errors import JobFailedError
-from dummy_training.kfp.demo import packaged_pipeline, run_pipeline
+from dummy_training.errors import EXIT_INVALID_INPUT, EXIT_NOT_FOUND
+from dummy_training.kfp.demo import PipelineRunError, packaged_pipeline, run_pipeline
 from dummy_training.kfp.example_model import (
     EXAMPLE_HYPERPARAMETERS,
     OWN_HYPERPARAMETERS,
@@ -80,7 +81,7 @@ def test_inject_from_hyperparameters_file(tmp_path: Path) -> None:
     assert f"`{result.metadata['sha256']}`" in report
     # and its metrics (Output[Metrics]) are the figures the KFP UI compares
     assert result.metrics["injected"] == 1.0
-    assert result.metrics["members"] == len(got) - 1  # the input's members
+    assert result.metrics["members"] == len(got)  # the output's members, the injected one included
     assert result.metrics["output_bytes"] == result.output.stat().st_size
     assert result.metrics["input_bytes"] == model.stat().st_size
     assert result.metrics["bytes_written"] > 0 and result.metrics["seconds"] > 0
@@ -119,18 +120,23 @@ def test_preserve_keeps_the_archive_byte_for_byte(tmp_path: Path) -> None:
 def test_missing_hyperparameters_fails_the_run_with_the_engine_message(tmp_path: Path) -> None:
     model = write_example_model(tmp_path / "in" / "model.tar.gz")
     echo = io.StringIO()
-    with pytest.raises(JobFailedError) as info:
+    with pytest.raises(PipelineRunError) as info:
         _run(tmp_path, echo=echo, model_uri=str(model))
+    assert info.value.exit_code == EXIT_NOT_FOUND  # the repack's own code, as the failing task exited
     message = "archive has no root hyperparameters.json and no hyperparameters were given"
     assert message in str(info.value)
     assert message in echo.getvalue()  # the task's own stderr line, as kfp.local streamed it
     assert "FAILURE" in echo.getvalue()
-    assert not list((tmp_path / "out" / "pipeline_root").glob("**/model.tar.gz")), "no output on failure"
+    assert not list((tmp_path / "out" / "pipeline_root").glob("**/output_model")), "no output on failure"
+    # in the component's terms: its inputs, not the CLI's flags nor the container paths the CLI searches
+    (line,) = [x for x in echo.getvalue().splitlines() if "dummy-training: error:" in x]
+    assert "input `hyperparameters`, input `hyperparameters_json`" in line
+    assert "--hyperparameters" not in line and "/opt/ml" not in line
 
 
 def test_unknown_backend_fails_the_run(tmp_path: Path) -> None:
     model = write_example_model(tmp_path / "in" / "model.tar.gz", with_hyperparameters=True)
-    with pytest.raises(JobFailedError, match="unknown backend 'kubernetess'"):
+    with pytest.raises(PipelineRunError, match="unknown backend 'kubernetess'"):
         _run(tmp_path, model_uri=str(model), backend="kubernetess")
 
 
@@ -140,7 +146,7 @@ def test_parallel_pipeline_repacks_every_model(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run_pipeline(packaged_pipeline("dummy_training_parallel_pipeline.yaml"), out,
                  {"model_uris": [str(bare), str(own)], "hyperparameters_json": '{"epochs": 2}'}, echo=io.StringIO())
-    outputs = sorted((out / "pipeline_root").glob("*/**/output_model/model.tar.gz"))
+    outputs = sorted(p for p in (out / "pipeline_root").glob("*/**/output_model") if p.is_file())
     assert len(outputs) == 2
     found = sorted(json.loads(_contents(o)[contract.HYPERPARAMETERS_FILENAME]) == {"epochs": 2} for o in outputs)
     assert found == [False, True]  # one injected with the given JSON, one kept its own
@@ -152,7 +158,7 @@ def test_demo_command_inject(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
     out = capsys.readouterr().out
     assert "decision:         injected" in out
     assert "hyperparameters.json" in out and "model.safetensors" in out
-    outputs = list((tmp_path / "pipeline_root").glob("**/output_model/model.tar.gz"))
+    outputs = [p for p in (tmp_path / "pipeline_root").glob("**/output_model") if p.is_file()]  # the archive itself
     assert len(outputs) == 1 and str(outputs[0]) in out
     assert json.loads(_contents(outputs[0])[contract.HYPERPARAMETERS_FILENAME]) == EXAMPLE_HYPERPARAMETERS
 
@@ -166,9 +172,40 @@ def test_demo_command_preserve(tmp_path: Path, capsys: pytest.CaptureFixture) ->
 
 def test_demo_command_failure_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = write_example_model(tmp_path / "model.tar.gz")
-    assert cli.main(["demo", "--output-dir", str(tmp_path / "out"), "--model", str(model)]) == 5
+    assert cli.main(["demo", "--output-dir", str(tmp_path / "out"), "--model", str(model)]) == EXIT_NOT_FOUND
     err = capsys.readouterr().err
     assert "the pipeline run failed" in err and "no root hyperparameters.json" in err
+    assert "DUMMY_TRAINING_EXIT_CODE_FILE" not in os.environ
+
+
+def test_demo_runs_the_given_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`demo --pipeline` runs the pipeline it is given: the parallel one gets the model as a one-model list."""
+    rc = cli.main(["demo", "--output-dir", str(tmp_path), "--pipeline",
+                   str(REPO / "pipelines" / "dummy_training_parallel_pipeline.yaml")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Running dummy_training_parallel_pipeline.yaml" in out and "decision:         injected" in out
+    (output,) = list((tmp_path / "pipeline_root").glob("**/output_model/model.tar.gz"))
+    assert json.loads(_contents(output)[contract.HYPERPARAMETERS_FILENAME]) == EXAMPLE_HYPERPARAMETERS
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("# not yaml: [\n", "not a compiled KFP pipeline"),
+    ("a: 1\n", "not a compiled KFP pipeline"),
+    (None, "it has no model_uri or model_uris parameter"),
+])
+def test_demo_pipeline_that_it_cannot_run_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                             content: str | None, needle: str) -> None:
+    path = tmp_path / "p.yaml"
+    if content is None:  # a compiled component: loads, but takes no model_uri
+        path.write_text((REPO / "components" / "dummy_training" / "component.yaml").read_text())
+    else:
+        path.write_text(content)
+    assert cli.main(["demo", "--output-dir", str(tmp_path / "out"), "--pipeline", str(path)]) == EXIT_INVALID_INPUT
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("dummy-training: error:")]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in err
+    assert not (tmp_path / "out" / "pipeline_root").exists()  # nothing ran
 
 
 @pytest.mark.filterwarnings("ignore:You may be attemping to run a task:RuntimeWarning")
@@ -185,6 +222,9 @@ def test_s3_component_repacks_s3_to_s3(tmp_path: Path, moto_endpoint: str, s3, b
     uri = task.outputs[contract.OUTPUT_MODEL_S3_URI]
     assert uri == f"s3://{bucket}/out/model.tar.gz"
     body = s3.get_object(Bucket=bucket, Key="out/model.tar.gz")["Body"].read()
+    artifact = task.outputs[contract.OUTPUT_MODEL]  # the Model artifact is the object itself, no copy in the pod
+    assert artifact.uri == uri and not list((tmp_path / "root").glob("**/output_model"))
+    assert (artifact.metadata["decision"], artifact.metadata["size"]) == (contract.DECISION_INJECTED, len(body))
     written = tmp_path / "written.tar.gz"
     written.write_bytes(body)
     assert json.loads(_contents(written)[contract.HYPERPARAMETERS_FILENAME]) == {"lr": 0.1}

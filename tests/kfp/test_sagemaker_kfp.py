@@ -5,8 +5,10 @@ by the pipeline's downstream check step."""
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
 
+import hashlib
 import io
 import json
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from fake_sagemaker import FakeSageMaker, PlaySageMaker
 
 from dummy_training import contract
 from dummy_training.sagemaker.report import console_url, logs_console_url
+from dummy_training.step.report import md_text
 
 kfp = pytest.importorskip("kfp")
 
@@ -89,7 +92,8 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     name = creates[0]["ProcessingJobName"]
     assert name.startswith("dummy-training-")  # derived from the run and task ids
     inputs = {i["InputName"]: i["S3Input"]["S3Uri"] for i in creates[0]["ProcessingInputs"]}
-    assert inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS].endswith("/input/config/hyperparameters.json")
+    hp_uri = inputs[contract.PROCESSING_INPUT_HYPERPARAMETERS]  # copied to a key named by its source URI
+    assert re.search(r"/input/config/s3-[0-9a-f]{16}/hyperparameters.json$", hp_uri)
     # the played job's output was delivered into the Output[Model] and read by the check step
     assert result.checked_hyperparameters == {"epochs": 4}
     with tarfile.open(result.output) as tar:
@@ -97,6 +101,13 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     key = f"runs/{name}/output/{contract.MODEL_FILENAME}"
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == result.output.read_bytes()
     assert result.metadata[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{key}"
+    # the Output[Model] is the archive itself (no directory around it), with the native component's metadata
+    assert result.output.name == "output_model" and result.output.is_file()
+    assert not [p.name for p in result.output.parent.iterdir() if p.name.startswith(".")], "download dir left"
+    assert result.metadata["sha256"] == hashlib.sha256(result.output.read_bytes()).hexdigest()
+    assert result.metadata["size"] == result.output.stat().st_size
+    assert (result.metadata["decision"], result.metadata["method"]) == (contract.DECISION_INJECTED, "splice")
+    assert f"| Downloaded to | {md_text(result.output)}" in result.report_path.read_text()
     # the launcher's report (Output[Markdown]): the job a person looks for, with its links; and its metrics
     report = result.report_path.read_text()
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"
@@ -114,7 +125,7 @@ def test_compiled_pipeline_sagemaker_branch_runs_with_kfp_local(s3, bucket: str,
     assert "\n## dummy-training repack: hyperparameters.json injected\n" in report
     assert "| 1 | weights.bin | file | 5 bytes |" in report
     assert f"| The job's report (S3) | s3://{bucket}/runs/{name}/report/report.md |".replace("_", "\\_") in report
-    assert result.metrics["members"] == 1 and result.metrics["injected"] == 1
+    assert result.metrics["members"] == 2 and result.metrics["injected"] == 1  # weights.bin + the injected file
 
 
 def test_failed_launch_still_writes_and_logs_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

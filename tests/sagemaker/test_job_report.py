@@ -73,7 +73,7 @@ def test_the_launchers_report_shows_the_jobs_repack(s3, bucket: str, moto_endpoi
     job = result.job
     decision = contract.DECISION_PRESERVED if s3_direct else contract.DECISION_INJECTED
     assert job.repack_result["decision"] == decision
-    assert job.repack_result["member_count"] == (3 if s3_direct else 2)
+    assert job.repack_result["member_count"] == 3  # the output's: two kept (+ the injected one when staged)
     assert job.repack_report_uri == f"s3://{bucket}/runs/{name}/report/{contract.REPORT_FILENAME}"
     text = report.render(job)
     assert text.startswith("# dummy-training on SageMaker: Completed")
@@ -94,7 +94,7 @@ def test_the_launchers_report_shows_the_jobs_repack(s3, bucket: str, moto_endpoi
         assert "```json\n{\n  \"epochs\": 7\n}\n```" in text  # the code block is the job's, untouched
     figures = report.metrics(job)
     assert figures["injected"] == (0.0 if s3_direct else 1.0)
-    assert figures["members"] == (3.0 if s3_direct else 2.0)
+    assert figures["members"] == 3.0
     assert figures["input_bytes"] == len(model)
     head = s3.head_object(Bucket=bucket, Key=f"runs/{name}/output/{contract.MODEL_FILENAME}")
     assert figures["output_bytes"] == head["ContentLength"]

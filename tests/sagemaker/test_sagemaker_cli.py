@@ -3,9 +3,11 @@ agrees with the contract and with what `dummy-training repack` accepts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 from fake_sagemaker import FakeSageMaker
 
-from dummy_training import cli, contract
+from dummy_training import __version__, cli, contract
 from dummy_training.errors import EXIT_INTERRUPTED, EXIT_INVALID_INPUT, EXIT_JOB_FAILED, EXIT_NOT_FOUND, EXIT_RUNTIME
 from dummy_training.sagemaker import processing_job
 
@@ -143,6 +145,15 @@ def test_report_and_result_json_carry_the_jobs_own(s3, bucket: str, moto_endpoin
     summary = json.loads((tmp_path / "r.json").read_text())
     assert summary["repack"]["decision"] == contract.DECISION_PRESERVED
     assert summary["repack"]["method"] == "copy"
+    # the output's sha256 (the job's repack computed it), the output's member count, the version
+    body = s3.get_object(Bucket=bucket, Key=summary["model_s3_uri"].split("/", 3)[3])["Body"].read()
+    assert summary["sha256"] == hashlib.sha256(body).hexdigest() == summary["repack"]["sha256"]
+    assert summary["member_count"] == summary["repack"]["member_count"] == 4  # big_model(1): 4 members
+    assert summary["dummy_training_version"] == __version__
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("r.md", "r.json"):  # as the model would be: 0644 less the umask, not 0600
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644 & ~umask
 
 
 def test_no_credentials_is_one_line(bucket: str, moto_endpoint: str, tmp_path: Path) -> None:

@@ -4,14 +4,16 @@ moto recorded it, outputs, re-use of a completed job, CloudWatch log streaming, 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 import uuid
 from pathlib import Path
 
 import boto3
 import pytest
+from fake_sagemaker import FakeSageMaker
 
-from dummy_training import contract
+from dummy_training import aws, contract
 from dummy_training.errors import InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
 from dummy_training.sagemaker import processing_job
@@ -52,10 +54,12 @@ def test_staged_request_as_recorded_by_sagemaker(s3, sm, bucket: str, moto_endpo
     result = sagemaker_launcher.launch(cfg, clients=clients, sleep=_no_sleep)
     name = cfg.job_name
     staged = f"s3://{bucket}/runs/{name}/input"
+    model_key = f"runs/{name}/input/model/sha256-{hashlib.sha256(b'model').hexdigest()}/model.tar.gz"
+    hp_digest = hashlib.sha256(b'{\n  "epochs": 2\n}\n').hexdigest()
     expected_spec = processing_job.ProcessingJobSpec(
         job_name=name, role_arn=ROLE, image_uri=IMAGE,
-        model_s3_uri=f"{staged}/model/model.tar.gz",
-        hyperparameters_s3_uri=f"{staged}/config/hyperparameters.json",
+        model_s3_uri=f"s3://{bucket}/{model_key}",
+        hyperparameters_s3_uri=f"{staged}/config/sha256-{hp_digest}/hyperparameters.json",
         output_s3_uri=f"s3://{bucket}/runs/{name}/output", report_s3_uri=f"s3://{bucket}/runs/{name}/report",
         instance_type="ml.c5.xlarge", volume_size_gb=50, max_runtime_seconds=600,
         volume_kms_key_id="vol-key", output_kms_key_id="out-key", subnets=["subnet-1"], security_group_ids=["sg-1"],
@@ -68,8 +72,8 @@ def test_staged_request_as_recorded_by_sagemaker(s3, sm, bucket: str, moto_endpo
         assert desc[key] == expected[key], key
     assert desc["AppSpecification"]["ContainerEntrypoint"] == list(contract.CONTAINER_ENTRYPOINT)
     # the staged objects are where the request points
-    assert s3.get_object(Bucket=bucket, Key=f"runs/{name}/input/model/model.tar.gz")["Body"].read() == b"model"
-    assert s3.head_object(Bucket=bucket, Key=f"runs/{name}/input/config/hyperparameters.json")
+    assert s3.get_object(Bucket=bucket, Key=model_key)["Body"].read() == b"model"
+    assert s3.head_object(Bucket=bucket, Key=f"runs/{name}/input/config/sha256-{hp_digest}/hyperparameters.json")
     assert result.job_name == name
     assert result.job_arn == desc["ProcessingJobArn"]
     assert result.model_s3_uri == f"s3://{bucket}/runs/{name}/output/model.tar.gz"
@@ -95,23 +99,34 @@ def test_s3_direct_request_has_no_inputs_and_uses_the_model_in_place(s3, sm, buc
     assert s3.list_objects_v2(Bucket=bucket, Prefix="runs/").get("KeyCount", 0) == 0  # nothing staged
 
 
-def test_completed_job_is_reused_and_its_model_downloaded(s3, sm, bucket: str, moto_endpoint: str,
+def test_completed_job_is_reused_and_its_model_downloaded(s3, bucket: str, moto_endpoint: str,
                                                           tmp_path: Path) -> None:
+    """Run twice with the same request: the second run creates nothing and delivers the first job's model.
+    (SageMaker: the fake endpoint, which describes a job as SageMaker does; moto's description lacks the
+    required ProcessingResources, so no request would ever compare equal to it.)"""
     s3.put_object(Bucket=bucket, Key="models/model.tar.gz", Body=b"m")
-    cfg = _config(bucket, moto_endpoint)
-    first = sagemaker_launcher.launch(cfg, sleep=_no_sleep)
-    s3.put_object(Bucket=bucket, Key=first.model_s3_uri.split("/", 3)[3], Body=b"repacked")
-    creates: list[str] = []
-    cfg.model_output_dir = str(tmp_path / "out")
-    clients = sagemaker_launcher.make_clients(cfg)
-    clients.sagemaker.meta.events.register("before-call.sagemaker.CreateProcessingJob",
-                                           lambda **kw: creates.append("create"))
-    again = sagemaker_launcher.launch(cfg, clients=clients, sleep=_no_sleep)
-    assert creates == []
+    fake = FakeSageMaker(running_status="Completed")
+    endpoint = fake.start()
+    try:
+        cfg = _config(bucket, moto_endpoint)
+        first = sagemaker_launcher.launch(cfg, clients=_clients(cfg, endpoint), sleep=_no_sleep)
+        s3.put_object(Bucket=bucket, Key=first.model_s3_uri.split("/", 3)[3], Body=b"repacked")
+        cfg.model_output_dir = str(tmp_path / "out")
+        again = sagemaker_launcher.launch(cfg, clients=_clients(cfg, endpoint), sleep=_no_sleep)
+    finally:
+        fake.stop()
+    assert fake.names().count("CreateProcessingJob") == 1
     assert again.reused and again.job_arn == first.job_arn and again.model_s3_uri == first.model_s3_uri
     assert Path(again.local_model_path or "").read_bytes() == b"repacked"
     assert again.local_model_path == str(tmp_path / "out" / contract.MODEL_FILENAME)
     assert not list((tmp_path / "out").glob(".*part"))
+
+
+def _clients(cfg: LaunchConfig, sagemaker_endpoint: str) -> sagemaker_launcher.Clients:
+    """moto for S3 and logs, ``sagemaker_endpoint`` for SageMaker."""
+    clients = sagemaker_launcher.make_clients(cfg)
+    clients.sagemaker = aws.client("sagemaker", region="us-east-1", endpoint_url=sagemaker_endpoint)
+    return clients
 
 
 def test_derived_job_name_is_deterministic_and_valid(s3, sm, bucket: str, moto_endpoint: str) -> None:

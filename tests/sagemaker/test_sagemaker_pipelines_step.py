@@ -25,7 +25,7 @@ import pytest
 from dummy_training import contract
 from dummy_training.errors import EXIT_RUNTIME, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import pipelines_step, processing_job
-from dummy_training.sagemaker.pipelines_step import output_s3_uri, processing_step, step_from_request
+from dummy_training.sagemaker.pipelines_step import model_s3_uri, output_s3_uri, processing_step, step_from_request
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "docs" / "examples" / "sagemaker_pipeline.py"
@@ -251,6 +251,37 @@ def test_a_downstream_step_takes_the_output_property(kit: Kit, s3_direct: bool) 
     assert "DependsOn" not in steps["Package"]
 
 
+@pytest.mark.parametrize(("s3_direct", "output", "expected"), [
+    (False, "s3://b/out", ("/", "ProcessingOutputConfig.Outputs['model'].S3Output.S3Uri")),
+    (False, "s3://b/out/", ("", "ProcessingOutputConfig.Outputs['model'].S3Output.S3Uri")),
+    (True, "s3://b/out", ("/", "AppSpecification.ContainerArguments[{i}]")),
+    (True, "s3://b/out/repacked.tar.gz", (None, "AppSpecification.ContainerArguments[{i}]")),
+])
+def test_model_s3_uri_is_the_archive_itself(kit: Kit, s3_direct: bool, output: str, expected: tuple) -> None:
+    repack = processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m/model.tar.gz",
+                             output_s3_uri=output, s3_direct=s3_direct, sagemaker_session=kit.session)
+    package = step_from_request("Package", {
+        "RoleArn": ROLE,
+        "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["true"], "ContainerArguments": []},
+        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
+                                                  "VolumeSizeInGB": 30}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "ProcessingInputs": [processing_job._s3_input("repacked", model_s3_uri(repack),
+                                                      "/opt/ml/processing/input/repacked")],
+    }, sagemaker_session=kit.session)
+    steps = _steps(_definition(kit, [repack, package]))
+    arguments = steps["Repack"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    index = arguments.index(contract.OUTPUT_URI.flag) + 1 if s3_direct else None
+    prop = {"Get": "Steps.Repack." + expected[1].format(i=index)}
+    got = steps["Package"]["Arguments"]["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    separator = expected[0]
+    assert got == (prop if separator is None else
+                   {"Std:Join": {"On": separator, "Values": [prop, contract.MODEL_FILENAME]}})
+    # and as the job writes it: <output>/model.tar.gz (staged, s3_direct prefix), or the object named
+    if separator is not None:
+        assert output.rstrip("/") + "/" + contract.MODEL_FILENAME == (output + separator + contract.MODEL_FILENAME)
+
+
 def test_output_s3_uri_of_a_foreign_step_is_an_error(kit: Kit) -> None:
     other = step_from_request("Other", {
         "RoleArn": ROLE, "AppSpecification": {"ImageUri": IMAGE, "ContainerEntrypoint": ["true"],
@@ -376,7 +407,8 @@ def test_the_readme_example_defines_the_launchers_request_offline(capsys: pytest
     expected = _replace(expected, {params[n]["DefaultValue"]: get(n) for n in params})
     assert steps["Repack"]["Arguments"] == expected
     (checked,) = steps["Check"]["Arguments"]["ProcessingInputs"]
-    assert checked["S3Input"]["S3Uri"] == {
-        "Get": f"Steps.Repack.ProcessingOutputConfig.Outputs['{contract.PROCESSING_OUTPUT_MODEL}'].S3Output.S3Uri"}
+    assert checked["S3Input"]["S3Uri"] == {"Std:Join": {"On": "/", "Values": [
+        {"Get": f"Steps.Repack.ProcessingOutputConfig.Outputs['{contract.PROCESSING_OUTPUT_MODEL}'].S3Output.S3Uri"},
+        contract.MODEL_FILENAME]}}  # the model.tar.gz object itself, no Join written by the user
     assert steps["Check"]["Arguments"]["AppSpecification"]["ImageUri"] == \
         steps["Repack"]["Arguments"]["AppSpecification"]["ImageUri"]

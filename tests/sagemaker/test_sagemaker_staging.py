@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -20,17 +21,51 @@ def _count_puts(s3) -> list[str]:  # noqa: ANN001
     return calls
 
 
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _key(uri: str) -> str:
+    return uri.split("/", 3)[3]
+
+
 def test_local_model_dir_and_inline_json_are_uploaded_at_contract_names(s3, bucket: str, tmp_path: Path) -> None:
+    """Staged keys are named by the content's SHA-256 (under the contract's file names), so the request names
+    what is staged."""
     (tmp_path / contract.MODEL_FILENAME).write_bytes(b"model-bytes")
     prefix = f"s3://{bucket}/staging/job-1"
     staged = staging.stage_inputs(s3, model=str(tmp_path), hyperparameters=None,
                                   hyperparameters_json='{"epochs": 3}', staging_prefix=prefix)
-    assert staged.model_s3_uri == f"{prefix}/input/model/model.tar.gz"
-    assert staged.hyperparameters_s3_uri == f"{prefix}/input/config/hyperparameters.json"
-    body = s3.get_object(Bucket=bucket, Key="staging/job-1/input/model/model.tar.gz")["Body"].read()
+    hp_body = b'{\n  "epochs": 3\n}\n'
+    assert staged.model_s3_uri == f"{prefix}/input/model/sha256-{_sha(b'model-bytes')}/model.tar.gz"
+    assert staged.hyperparameters_s3_uri == f"{prefix}/input/config/sha256-{_sha(hp_body)}/hyperparameters.json"
+    body = s3.get_object(Bucket=bucket, Key=_key(staged.model_s3_uri))["Body"].read()
     assert body == b"model-bytes"
-    hp = s3.get_object(Bucket=bucket, Key="staging/job-1/input/config/hyperparameters.json")["Body"].read()
-    assert json.loads(hp) == {"epochs": 3}
+    hp = s3.get_object(Bucket=bucket, Key=_key(staged.hyperparameters_s3_uri))["Body"].read()
+    assert hp == hp_body and json.loads(hp) == {"epochs": 3}
+
+
+def test_plan_makes_no_call_and_names_the_content(bucket: str, tmp_path: Path) -> None:
+    """plan_inputs needs no client: the same file and JSON give the same URIs, another file another URI; the same
+    object written with other key order or spacing is the same hyperparameters."""
+    model = tmp_path / contract.MODEL_FILENAME
+    model.write_bytes(b"a")
+    prefix = f"s3://{bucket}/p"
+    one = staging.plan_inputs(model=str(model), hyperparameters=None, hyperparameters_json='{"b": 1, "a": 2}',
+                              staging_prefix=prefix)
+    two = staging.plan_inputs(model=str(tmp_path), hyperparameters=None, hyperparameters_json='{"a":2,"b":1}',
+                              staging_prefix=prefix)
+    assert one.staged() == two.staged()
+    model.write_bytes(b"b")
+    three = staging.plan_inputs(model=str(model), hyperparameters=None, hyperparameters_json='{"a": 2, "b": 1}',
+                                staging_prefix=prefix)
+    assert three.model.uri != one.model.uri and three.hyperparameters == one.hyperparameters
+    copied = staging.plan_inputs(model=f"s3://{bucket}/m/bert.tar.gz", hyperparameters=f"s3://{bucket}/c/",
+                                 hyperparameters_json=None, staging_prefix=prefix)
+    assert copied.model.kind == staging.S3_COPY and copied.model.uri.endswith("/model.tar.gz")
+    assert copied.hyperparameters == staging.PlannedInput(
+        "hyperparameters", staging.S3_IN_PLACE, f"s3://{bucket}/c/hyperparameters.json",
+        f"s3://{bucket}/c/hyperparameters.json", check_json=True)
 
 
 def test_retry_does_not_upload_an_identical_model_again(s3, bucket: str, tmp_path: Path) -> None:
@@ -44,7 +79,8 @@ def test_retry_does_not_upload_an_identical_model_again(s3, bucket: str, tmp_pat
     model.write_bytes(b"y" * 1000)  # same size, different content: uploaded again
     staging.stage_inputs(s3, model=str(model), hyperparameters=None, hyperparameters_json=None, staging_prefix=prefix)
     assert calls == ["PutObject"]
-    assert s3.get_object(Bucket=bucket, Key="p/input/model/model.tar.gz")["Body"].read() == b"y" * 1000
+    key = f"p/input/model/sha256-{_sha(b'y' * 1000)}/model.tar.gz"
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"y" * 1000
 
 
 def test_s3_model_named_model_tar_gz_is_used_in_place(s3, bucket: str) -> None:
@@ -62,9 +98,11 @@ def test_s3_inputs_with_other_names_are_copied_to_contract_names(s3, bucket: str
     staged = staging.stage_inputs(s3, model=f"s3://{bucket}/models/bert-v2.tar.gz",
                                   hyperparameters=f"s3://{bucket}/cfg/params.json", hyperparameters_json=None,
                                   staging_prefix=f"s3://{bucket}/p")
-    assert staged.model_s3_uri == f"s3://{bucket}/p/input/model/model.tar.gz"
-    assert staged.hyperparameters_s3_uri == f"s3://{bucket}/p/input/config/hyperparameters.json"
-    assert s3.get_object(Bucket=bucket, Key="p/input/model/model.tar.gz")["Body"].read() == b"m"
+    source = _sha(f"s3://{bucket}/models/bert-v2.tar.gz".encode())[:16]
+    assert staged.model_s3_uri == f"s3://{bucket}/p/input/model/s3-{source}/model.tar.gz"
+    source = _sha(f"s3://{bucket}/cfg/params.json".encode())[:16]
+    assert staged.hyperparameters_s3_uri == f"s3://{bucket}/p/input/config/s3-{source}/hyperparameters.json"
+    assert s3.get_object(Bucket=bucket, Key=_key(staged.model_s3_uri))["Body"].read() == b"m"
 
 
 def test_s3_direct_uses_s3_inputs_where_they_are(s3, bucket: str) -> None:
@@ -120,7 +158,8 @@ def test_local_hyperparameters_file_is_checked_and_uploaded(s3, bucket: str, tmp
     (hp_dir / "hyperparameters.json").write_text('{"a": "1"}')
     staged = staging.stage_inputs(s3, model=str(tmp_path), hyperparameters=str(hp_dir), hyperparameters_json=None,
                                   staging_prefix=f"s3://{bucket}/p")
-    assert staged.hyperparameters_s3_uri == f"s3://{bucket}/p/input/config/hyperparameters.json"
+    digest = _sha(b'{"a": "1"}')
+    assert staged.hyperparameters_s3_uri == f"s3://{bucket}/p/input/config/sha256-{digest}/hyperparameters.json"
     (hp_dir / "hyperparameters.json").write_bytes(b"\xff\xfe")
     with pytest.raises(InvalidInputError):
         staging.stage_inputs(s3, model=str(tmp_path), hyperparameters=str(hp_dir), hyperparameters_json=None,
@@ -143,4 +182,4 @@ def test_large_model_uses_multipart_and_round_trips(s3, bucket: str, tmp_path: P
     staging.stage_inputs(s3, model=str(tmp_path), hyperparameters=None, hyperparameters_json=None,
                          staging_prefix=f"s3://{bucket}/p")
     assert "Multipart" in calls
-    assert s3.get_object(Bucket=bucket, Key="p/input/model/model.tar.gz")["Body"].read() == data
+    assert s3.get_object(Bucket=bucket, Key=f"p/input/model/sha256-{_sha(data)}/model.tar.gz")["Body"].read() == data

@@ -13,9 +13,9 @@ import pytest
 from botocore.stub import ANY, Stubber
 from fake_sagemaker import FakeSageMaker
 
-from dummy_training.errors import Interrupted, JobFailedError, JobStoppedError
+from dummy_training.errors import Interrupted, InvalidInputError, JobFailedError, JobStoppedError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
-from dummy_training.sagemaker import report
+from dummy_training.sagemaker import report, staging
 from dummy_training.sagemaker.launcher import Clients, LaunchConfig
 from dummy_training.sagemaker.report import JobSummary
 
@@ -52,18 +52,21 @@ def _cfg(bucket: str, **kw: Any) -> LaunchConfig:
     return LaunchConfig(**{**base, **kw})
 
 
-def _desc(name: str, status: str, bucket: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "ProcessingJobName": name, "ProcessingJobArn": ARN + name, "ProcessingJobStatus": status,
-        "CreationTime": dt.datetime(2026, 1, 1), "RoleArn": ROLE,
-        "AppSpecification": {"ImageUri": "img:1"},
-        "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large",
-                                                  "VolumeSizeInGB": 30}},
-        "ProcessingOutputConfig": {"Outputs": [{"OutputName": "model", "S3Output": {
-            "S3Uri": f"s3://{bucket}/runs/{name}/output", "LocalPath": "/opt/ml/processing/output/model",
-            "S3UploadMode": "EndOfJob"}}]},
-        **extra,
-    }
+def _request(name: str, bucket: str, **cfg: Any) -> dict[str, Any]:
+    """The CreateProcessingJob request a launch of ``_cfg(bucket, **cfg)`` sends as job ``name``."""
+    config = _cfg(bucket, **cfg)
+    plan = staging.plan_inputs(model=config.model, hyperparameters=config.hyperparameters,
+                               hyperparameters_json=config.hyperparameters_json,
+                               staging_prefix=f"s3://{bucket}/runs/{name}")
+    return sagemaker_launcher.request_for(config, plan)(name)
+
+
+def _desc(name: str, status: str, bucket: str, *, cfg: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """DescribeProcessingJob of the job ``_cfg(bucket, **cfg)`` created as ``name``, as SageMaker answers it: the
+    request's fields (tags are not described) with the ARN, status and times."""
+    request = {k: v for k, v in _request(name, bucket, **(cfg or {})).items() if k != "Tags"}
+    return {**request, "ProcessingJobArn": ARN + name, "ProcessingJobStatus": status,
+            "CreationTime": dt.datetime(2026, 1, 1), **extra}
 
 
 def _not_found(stub: Stubber, name: str) -> None:
@@ -143,6 +146,59 @@ def test_completed_job_with_the_same_name_is_reused(stubbed, bucket: str) -> Non
     assert "| Reused | yes: it had already completed |" in report.render(result.job)
 
 
+@pytest.mark.parametrize(("change", "field"), [
+    ({"image_uri": "img:2"}, "AppSpecification.ImageUri: img:1 there, img:2 here"),
+    ({"hyperparameters_json": '{"epochs": 5}'}, "AppSpecification.ContainerArguments"),
+    ({"environment": {"SOURCE_DATE_EPOCH": "1"}}, "Environment.SOURCE_DATE_EPOCH differs"),
+    ({"instance_type": "ml.c5.xlarge"}, "ProcessingResources.ClusterConfig.InstanceType: ml.m5.large there"),
+    ({"model": "s3://{bucket}/other/model.tar.gz"}, "ProcessingInputs[model].S3Input.S3Uri"),
+    ({"role_arn": "arn:aws:iam::123456789012:role/other"}, "RoleArn"),
+    ({"max_runtime_seconds": 60}, "StoppingCondition.MaxRuntimeInSeconds"),
+    ({"enable_network_isolation": True}, "NetworkConfig.EnableNetworkIsolation: (none) there, True here"),
+])
+@pytest.mark.parametrize("status", ["Completed", "InProgress", "Failed"])
+def test_same_name_with_another_request_is_refused(stubbed, bucket: str, change: dict[str, Any], field: str,
+                                                   status: str) -> None:
+    """A used job name with other inputs or settings: exit 2 naming the job and the first field that differs;
+    nothing staged, created or delivered (the Stubber fails any call not scripted: only the describe is)."""
+    stub, clients = stubbed
+    _describe(stub, _desc("job-1", status, bucket))
+    change = {k: v.replace("{bucket}", bucket) if isinstance(v, str) else v for k, v in change.items()}
+    with pytest.raises(InvalidInputError) as info:
+        sagemaker_launcher.launch(_cfg(bucket, **change), clients=clients, sleep=FakeTime().sleep)
+    message = str(info.value)
+    assert message.startswith("processing job job-1 already exists with another request (")
+    assert field in message and "\n" not in message
+    assert clients.s3.list_objects_v2(Bucket=bucket, Prefix="runs/").get("KeyCount", 0) == 0
+
+
+def test_same_request_up_to_what_sagemaker_adds_is_the_same_job(stubbed, bucket: str) -> None:
+    """Defaults SageMaker may add or leave out, and the order of inputs and VPC lists, are no difference; tags are
+    not described, so they are not compared."""
+    stub, clients = stubbed
+    vpc = {"subnets": ["subnet-1", "subnet-2"], "security_group_ids": ["sg-1"]}
+    desc = _desc("job-1", "Completed", bucket, cfg={**vpc, "hyperparameters_json": '{"a": 1}'})
+    desc["NetworkConfig"]["VpcConfig"]["Subnets"].reverse()
+    desc["NetworkConfig"]["EnableNetworkIsolation"] = False
+    desc["ProcessingInputs"].reverse()
+    for item in desc["ProcessingInputs"]:
+        item["AppManaged"] = False
+        del item["S3Input"]["S3CompressionType"]
+    _describe(stub, desc)
+    result = sagemaker_launcher.launch(_cfg(bucket, **vpc, hyperparameters_json='{"a": 1}', tags={"t": "v"}),
+                                       clients=clients, sleep=FakeTime().sleep)
+    assert result.reused
+
+
+def test_derived_name_retry_with_the_same_request_re_attaches(stubbed, bucket: str) -> None:
+    stub, clients = stubbed
+    base = sagemaker_launcher.default_job_name("run-1", "task-1")
+    cfg = {"job_name": None, "job_name_parts": ("run-1", "task-1")}
+    _describe(stub, _desc(base, "Completed", bucket, cfg=cfg))
+    result = sagemaker_launcher.launch(_cfg(bucket, **cfg), clients=clients, sleep=FakeTime().sleep)
+    assert result.reused and result.job_name == base
+
+
 def test_in_progress_job_with_the_same_name_is_waited_on(stubbed, bucket: str) -> None:
     stub, clients = stubbed
     t = FakeTime()
@@ -182,6 +238,8 @@ def test_derived_name_of_a_failed_job_runs_the_next_attempt(stubbed, bucket: str
     _create(stub, f"{base}-a3")
     _describe(stub, _desc(f"{base}-a3", "Completed", bucket))
     cfg = _cfg(bucket, job_name=None, job_name_parts=("run-1", "task-1"))
+    assert _request(f"{base}-a3", bucket) == _request(f"{base}-a3", bucket, job_name=None,
+                                                      job_name_parts=("run-1", "task-1"))
     result = sagemaker_launcher.launch(cfg, clients=clients, sleep=t.sleep, clock=t.clock)
     assert result.job_name == f"{base}-a3"
 
@@ -237,3 +295,14 @@ def test_throttling_is_retried_by_botocore(s3, bucket: str) -> None:
         fake.stop()
     assert result.reused
     assert fake.names() == ["DescribeProcessingJob"] * 2  # a throttled answer, then the real one
+
+
+def test_concurrent_twin_with_another_request_is_refused(stubbed, bucket: str) -> None:
+    """ResourceInUse on create: the twin is described and compared like any existing job."""
+    stub, clients = stubbed
+    _not_found(stub, "job-1")
+    stub.add_client_error("create_processing_job", service_error_code="ResourceInUse",
+                          service_message="Job job-1 already exists")
+    _describe(stub, _desc("job-1", "InProgress", bucket, cfg={"image_uri": "img:other"}))
+    with pytest.raises(InvalidInputError, match="job-1 already exists with another request .*ImageUri: img:other"):
+        sagemaker_launcher.launch(_cfg(bucket), clients=clients, sleep=FakeTime().sleep)

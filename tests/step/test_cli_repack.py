@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dummy_training import cli, contract
+from dummy_training import __version__, cli, contract
 from dummy_training.errors import (
     EXIT_INTERRUPTED,
     EXIT_INVALID_INPUT,
@@ -81,7 +83,9 @@ def test_inject(tmp_path: Path) -> None:
         assert got[name] == data
     summary = json.loads((tmp_path / "result.json").read_text())
     assert summary["decision"] == contract.DECISION_INJECTED
-    assert summary["member_count"] == len(MEMBERS) + 1
+    assert summary["member_count"] == len(MEMBERS) + 2  # the output's: "model/", the members, the injected file
+    assert summary["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    assert summary["dummy_training_version"] == __version__
     assert "[Argument]" in res.stderr and "decision: injected" in res.stderr
     assert "model/weights.bin" in res.stderr  # the member list is logged
     assert os.listdir(tmp_path / "out") == [contract.MODEL_FILENAME]  # no temp file left
@@ -114,6 +118,35 @@ def test_report_flag_writes_the_markdown_report(tmp_path: Path) -> None:
     members_table = page.rsplit("<tbody>", 1)[1]
     assert members_table.count("<tr>") == 5
     assert "<td>model/weights.bin</td>" in members_table and "<td>file, <strong>injected</strong></td>" in members_table
+
+
+def test_report_and_result_follow_the_umask_and_agree_on_members_and_sha256(tmp_path: Path) -> None:
+    model = make_archive(tmp_path / "model.tar.gz", MEMBERS)
+    for umask in (0o022, 0o027):
+        out = tmp_path / f"out-{umask:o}"
+        res = subprocess.run(
+            [sys.executable, "-m", "dummy_training", "repack", "--model", str(model), "--hyperparameters-json",
+             '{"a": 1}', "--output-dir", str(out), "--report", str(out / "r.md"), "--result-json",
+             str(out / "result.json")], capture_output=True, text=True, timeout=120,
+            preexec_fn=lambda u=umask: os.umask(u))
+        assert res.returncode == 0, res.stderr
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+        assert modes == dict.fromkeys(("model.tar.gz", "r.md", "result.json"), 0o644 & ~umask)
+        summary = json.loads((out / "result.json").read_text())
+        text = (out / "r.md").read_text()
+        assert f"| Members | {summary['member_count']:,} (" in text and summary["member_count"] == len(MEMBERS) + 2
+        assert f"| sha256 | `{summary['sha256']}` |" in text
+
+
+def test_log_escapes_c0_and_c1_controls_in_member_names(tmp_path: Path) -> None:
+    model = make_archive(tmp_path / "model.tar.gz", {"esc\x1b[31mred": b"1", "csi\x9b31mred": b"2",
+                                                     "nel\x85x\x7f": b"3"})
+    res = run_cli("repack", "--model", str(model), "--hyperparameters-json", "{}", "--output-dir",
+                  str(tmp_path / "out"))
+    assert res.returncode == 0, res.stderr
+    assert not any(0x7F <= ord(c) < 0xA0 or (ord(c) < 0x20 and c not in "\n") for c in res.stderr)
+    for shown in ("esc\\x1b[31mred", "csi\\x9b31mred", "nel\\x85x\\x7f"):
+        assert shown in res.stderr, shown
 
 
 def test_inline_json_and_pretrained_model_path_alias(tmp_path: Path) -> None:
@@ -320,3 +353,15 @@ def test_fsync_flag_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert code == 0
     assert read_members(tmp_path / "out" / "model.tar.gz")["hyperparameters.json"] == b'{"a": 1}'
     assert len(synced) == (2 if durable else 0)  # the file before the rename, the directory after it
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/x", "gs://bucket/x", "minio://host/b", "file:///tmp/x"])
+def test_output_dir_refuses_a_uri_and_points_at_output_uri(tmp_path: Path, uri: str) -> None:
+    """`--output-dir s3://...` once wrote a local ./s3:/bucket/x/model.tar.gz and exited 0."""
+    model = make_archive(tmp_path / "model.tar.gz", MEMBERS)
+    res = run_cli("repack", "--model", str(model), "--hyperparameters-json", "{}", "--output-dir", uri, cwd=tmp_path)
+    assert res.returncode == EXIT_INVALID_INPUT
+    assert error_lines(res.stderr) == [f"dummy-training: error: --output-dir takes a local directory, got the URI "
+                                       f"{uri!r}: to write to S3 use --output-uri"]
+    assert "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tar.gz"]  # nothing written

@@ -8,7 +8,9 @@ the way a Markdown viewer would.
 from __future__ import annotations
 
 import html
+import os
 import re
+import stat
 from pathlib import Path
 
 import markdown
@@ -33,6 +35,8 @@ HOSTILE = [
     "bidi\u202egnp.exe",
     "tab\there",
     "&amp; entity",
+    "csi\x9b31mred\x9b0m.bin",  # C1: \x9b is CSI, a one-byte ESC [
+    "nel\x85del\x7fpad\x80.txt",
     "x" * 400,
 ]
 
@@ -67,8 +71,8 @@ def _members_table(page: str) -> list[list[str]]:
 def _shown(name: str) -> str:
     """How md_text shows a name: control and bidi characters as escapes, cut at MAX_TEXT."""
     cut = name[:report.MAX_TEXT]
-    out = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 else f"\\u{ord(c):04x}" if ord(c) == 0x202E else c
-                  for c in cut)
+    out = "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0
+                  else f"\\u{ord(c):04x}" if ord(c) == 0x202E else c for c in cut)
     return out + ("…" if len(name) > report.MAX_TEXT else "")
 
 
@@ -83,6 +87,8 @@ def test_hostile_member_names_stay_text_in_the_table() -> None:
     for row, name in zip(rows, HOSTILE, strict=False):
         assert row[1] == _shown(name)
     assert "\u202e" not in text  # the bidi override is shown as an escape, never applied
+    assert not any(0x7F <= ord(c) < 0xA0 or (ord(c) < 0x20 and c != "\n") for c in text)  # no C0/C1 control
+    assert "csi\\\\x9b31mred" in text  # shown as \x9b (its backslash escaped for Markdown)
     # the raw Markdown: one line per row, the pipes of names escaped
     table_lines = [line for line in text.split("## Members", 1)[1].splitlines() if line.startswith("| ")]
     assert len(table_lines) == len(HOSTILE) + 2  # header, members, injected
@@ -139,7 +145,7 @@ def test_s3_output_counts_uploaded_bytes_and_has_no_sha256() -> None:
 def test_metrics_are_the_results_figures() -> None:
     assert report.metrics(_result(["a", "b"])) == {
         "injected": 1.0, "input_bytes": 4000.0, "output_bytes": 5000.0, "uncompressed_bytes": 10000.0,
-        "compression_ratio": 2.5, "members": 2.0, "seconds": 1.25, "bytes_read": 4000.0,
+        "compression_ratio": 2.5, "members": 3.0, "seconds": 1.25, "bytes_read": 4000.0,
         "bytes_kept_verbatim": 3000.0, "bytes_copied": 3000.0, "bytes_written": 2000.0,
     }
 
@@ -148,6 +154,27 @@ def test_code_block_fence_outgrows_backticks_inside() -> None:
     block = report.md_code_block('{"a": "````"}', "json")
     assert block.startswith("`````json\n") and block.endswith("\n`````")
     assert '"````"' in html.unescape(_html(block))
+
+
+def test_member_counts_are_the_outputs_in_report_metrics_and_summary() -> None:
+    result = _result(["a", "b", "c"])  # injected: 3 from the input + hyperparameters.json
+    assert result.summary()["member_count"] == 4 == report.metrics(result)["members"]
+    text = report.render(result)
+    assert "| Members | 4 (3 kept + 1 injected) |" in text and "## Members (4 in the output: 3 from the input" in text
+    kept = _result(["a", "hyperparameters.json"], decision=contract.DECISION_PRESERVED, method="copy")
+    assert kept.summary()["member_count"] == 2 and "| Members | 2 |" in report.render(kept)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_follow_the_umask_like_the_model(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        report.write_report(tmp_path / "r.md", "x\n")
+        report.write_file(tmp_path / "result.json", b"{}", what="result")
+    finally:
+        os.umask(old)
+    for name in ("r.md", "result.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644 & ~umask, name
 
 
 def test_write_report_is_atomic_and_replaces(tmp_path: Path) -> None:

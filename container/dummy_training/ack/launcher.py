@@ -39,7 +39,7 @@ from dummy_training.errors import (
 from dummy_training.sagemaker import launcher as sagemaker_launcher
 from dummy_training.sagemaker import staging
 from dummy_training.sagemaker.launcher import LaunchConfig, LaunchResult
-from dummy_training.sagemaker.processing_job import validate_job_name
+from dummy_training.sagemaker.processing_job import first_difference, validate_job_name
 from dummy_training.sagemaker.report import JobSummary, region_of_arn
 
 log = logging.getLogger(__name__)
@@ -395,16 +395,23 @@ class _Resolution:
     existing: dict[str, Any] | None  # a resource to re-attach to; None -> create it
 
 
-def resolve(api: Any, namespace: str, config: LaunchConfig) -> _Resolution:
+def resolve(api: Any, namespace: str, config: LaunchConfig,
+            spec_for: Callable[[str], Mapping[str, Any]] | None = None, base: str | None = None) -> _Resolution:
     """Which resource this launch is, with the SageMaker launcher's rules (``sagemaker_launcher.resolve_job``):
-    no resource -> create; Completed or still running -> re-attach; Failed / Stopped / rejected / being deleted
-    -> for a derived name try the next attempt name (``-a2`` ...), for an explicit ``job_name`` stop and ask
-    for a new name."""
+    no resource -> create; Completed or still running with the spec this launch would create
+    (``spec_for(name)``) -> re-attach; another spec -> refused (``InvalidInputError``, exit 2, naming the first
+    field that differs); Failed / Stopped / rejected -> for a derived name try the next attempt name (``-a2``
+    ...), for an explicit ``job_name`` stop and ask for a new name.
+
+    A resource being deleted (``metadata.deletionTimestamp``) is never re-attached to: its controller is
+    stopping its SageMaker job, and SageMaker job names are unique forever, so waiting for it to go and creating
+    it again under the same name would only find that stopped job again. A derived name goes on to the next
+    attempt name (a new job, as for a stopped one); an explicit ``job_name`` is refused with one line
+    (``JobStoppedError``, exit 6: the job under that name was stopped)."""
     if config.job_name:
         names = [validate_job_name(config.job_name)]
     else:
-        base = (sagemaker_launcher.default_job_name(*config.job_name_parts) if config.job_name_parts
-                else sagemaker_launcher.unique_job_name())
+        base = base or sagemaker_launcher.base_job_name(config)
         names = [base] + [f"{base}-a{n}" for n in range(2, sagemaker_launcher.MAX_ATTEMPTS + 1)]
     for name in names:
         resource = ProcessingJobResource(api, namespace, resource_name(name))
@@ -416,17 +423,37 @@ def resolve(api: Any, namespace: str, config: LaunchConfig) -> _Resolution:
             raise translate_api_error(exc, f"read {resource.describe()}") from exc
         if obj is None:
             return _Resolution(name, resource, None)
+        deleting = (obj.get("metadata") or {}).get("deletionTimestamp")
+        if deleting:
+            if config.job_name:
+                raise JobStoppedError(f"{resource.describe()} is being deleted (since {deleting}; its SageMaker "
+                                      "job is stopped and its name cannot be used again): not re-attaching; pass "
+                                      "a new job_name (or leave it empty to derive one)")
+            log.info("%s is being deleted (since %s): trying the next attempt name", resource.describe(), deleting)
+            continue
         seen = observe(obj)
-        deleting = bool((obj.get("metadata") or {}).get("deletionTimestamp"))
-        if seen.state in (State.PENDING, State.COMPLETED) and not deleting:
+        if config.job_name or seen.state in (State.PENDING, State.COMPLETED):
+            _same_spec(resource, obj, spec_for, name)
+        if seen.state in (State.PENDING, State.COMPLETED):
             return _Resolution(name, resource, obj)
-        ended = "is being deleted" if deleting else f"ended {seen.state.value} ({seen.message})"
+        ended = f"ended {seen.state.value} ({seen.message})"
         if config.job_name:
             raise JobFailedError(f"{resource.describe()} already exists and {ended}; SageMaker job names are "
                                  "unique: pass a new job_name (or leave it empty to derive one)")
         log.info("%s exists and %s: trying the next attempt name", resource.describe(), ended)
-    raise JobFailedError(f"ProcessingJobs {names[0]} .. {names[-1]} all ended Failed, Stopped or rejected; "
-                         "pass a new job_name to run again")
+    raise JobFailedError(f"ProcessingJobs {names[0]} .. {names[-1]} all ended Failed, Stopped, rejected or are "
+                         "being deleted; pass a new job_name to run again")
+
+
+def _same_spec(resource: ProcessingJobResource, obj: Mapping[str, Any],
+               spec_for: Callable[[str], Mapping[str, Any]] | None, name: str) -> None:
+    """Raise (exit 2) when the existing resource's spec is not the spec this launch would create."""
+    if spec_for is None:
+        return
+    diff = first_difference(dict(spec_for(name)), dict(obj.get("spec") or {}), "spec")
+    if diff:
+        raise InvalidInputError(f"{resource.describe()} already exists with another spec ({diff}): not "
+                                "re-attaching to it; pass a new job_name (or leave it empty to derive one)")
 
 
 def staging_prefix(config: LaunchConfig, name: str) -> str:
@@ -436,14 +463,22 @@ def staging_prefix(config: LaunchConfig, name: str) -> str:
     return aws.join_s3(config.staging_base(), base)
 
 
+def manifest_for(config: LaunchConfig, name: str, plan: staging.InputPlan, options: AckOptions,
+                 namespace: str | None) -> dict[str, Any]:
+    """The manifest of job ``name`` with the inputs where ``plan`` puts them (nothing staged)."""
+    spec = sagemaker_launcher.build_spec(config, name, plan.staged())
+    return build_manifest(spec, namespace=namespace, labels=options.labels, annotations=options.annotations)
+
+
 def make_manifest(config: LaunchConfig, name: str, s3: Any, options: AckOptions,
                   namespace: str | None) -> dict[str, Any]:
     """Stage the inputs (``staging.stage_inputs``) and build the manifest of job ``name``."""
-    staged = staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
-                                  hyperparameters_json=config.hyperparameters_json,
-                                  staging_prefix=staging_prefix(config, name), s3_direct=config.s3_direct)
-    spec = sagemaker_launcher.build_spec(config, name, staged)
-    return build_manifest(spec, namespace=namespace, labels=options.labels, annotations=options.annotations)
+    plan = staging.plan_inputs(model=config.model, hyperparameters=config.hyperparameters,
+                               hyperparameters_json=config.hyperparameters_json,
+                               staging_prefix=staging_prefix(config, name), s3_direct=config.s3_direct)
+    staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
+                         hyperparameters_json=config.hyperparameters_json, staging_prefix="", plan=plan)
+    return manifest_for(config, name, plan, options, namespace)
 
 
 def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any = None, s3: Any = None,
@@ -465,10 +500,9 @@ def launch(config: LaunchConfig, options: AckOptions | None = None, *, api: Any 
 
 def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep: Callable[[float], None],
             clock: Callable[[], float], job: JobSummary) -> LaunchResult:
-    if not config.model:
-        raise InvalidInputError(f"{contract.MODEL.flag} is required")
-    config.staging_base()
-    sagemaker_launcher.build_spec(config, "validation-only").validate()  # fail before touching any cluster or bucket
+    base = sagemaker_launcher.base_job_name(config)
+    # validate, plan the inputs, judge a local model given no hyperparameters: before any cluster or bucket
+    plan = sagemaker_launcher.plan_launch(config, base)
     namespace = options.namespace or default_namespace(options.kubeconfig, options.context)
     if api is None:
         from kubernetes import client
@@ -484,7 +518,8 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
     owned: list[ProcessingJobResource] = []  # what an interrupt or the timeout deletes
     described: dict[str, Any] = {}  # the resource as created or found: where its job writes its own report
     try:
-        res = resolve(api, namespace, config)
+        res = resolve(api, namespace, config, lambda n: manifest_for(config, n, plan, options, namespace)["spec"],
+                      base)
         resource = res.resource
         job.job_name, job.resource = res.name, resource.describe()
         job.instance_type, job.instance_count = config.instance_type, config.instance_count
@@ -493,7 +528,9 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
             update_from_resource(job, res.existing)
         reused = res.existing is not None and observe(res.existing).state is State.COMPLETED
         if res.existing is None:
-            manifest = make_manifest(config, res.name, s3, options, namespace)
+            staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
+                                 hyperparameters_json=config.hyperparameters_json, staging_prefix="", plan=plan)
+            manifest = manifest_for(config, res.name, plan, options, namespace)
             described = manifest
             owned.append(resource)
             log.info("creating %s (SageMaker job %s, %s x %s)", resource.describe(), res.name,
@@ -505,7 +542,10 @@ def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep:
             except Exception as exc:
                 if getattr(exc, "status", None) != 409:
                     raise translate_api_error(exc, f"create {resource.describe()}") from exc
-                log.info("%s was created concurrently: re-attaching", resource.describe())
+                twin = resource.get()
+                if twin is not None:
+                    _same_spec(resource, twin, lambda _n: manifest["spec"], res.name)
+                log.info("%s was created concurrently (with the same spec): re-attaching", resource.describe())
         else:
             described = res.existing
             owned.append(resource)

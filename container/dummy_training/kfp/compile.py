@@ -146,6 +146,34 @@ def targets(root: Path, image: str | None = None) -> list[Target]:
     return out
 
 
+@dataclass(frozen=True)
+class ReadmeTarget:
+    """A README whose generated blocks (``dummy_training.kfp.readme``) must agree with the definitions."""
+
+    path: Path  # relative to the repository root
+    source: str
+    render: Callable[[str], str]  # the README's current text -> its text with every block regenerated
+
+
+def readme_targets(root: Path) -> list[ReadmeTarget]:
+    """``components/<name>/README.md`` for every component, ``pipelines/README.md`` for every pipeline."""
+    from dummy_training.kfp import readme
+
+    out = []
+    for name, (module, comp) in discover_components().items():
+        path = Path("components") / name / "README.md"
+        source = f"{module.replace('.', '/')}.py ({comp.name})"
+        out.append(ReadmeTarget(path, f"{module}:{name}", lambda text, c=comp, p=path, s=source: readme.fill(
+            text, readme.component_blocks(c), str(p), f"container/{s}")))
+    pipelines = discover_pipelines(root)
+    blocks = {f"parameters {stem}": readme.pipeline_parameters(pipeline) for stem, (_src, pipeline) in
+              pipelines.items()}
+    sources = ", ".join(src for src, _p in pipelines.values())
+    path = Path("pipelines") / "README.md"
+    out.append(ReadmeTarget(path, sources, lambda text: readme.fill(text, blocks, str(path), sources)))
+    return out
+
+
 _SDK_VERSION = re.compile(r"^(sdkVersion: kfp-\d+\.\d+)\.\S+$", re.M)
 
 
@@ -170,13 +198,42 @@ def compile_text(obj: Any) -> str:
 
 
 def compile_all(root: Path, image: str | None = None, check: bool = False,
-                echo: Callable[[str], None] = print) -> list[Path]:
-    """Write (or with ``check``, compare) every YAML; return the paths written or found drifted."""
+                echo: Callable[[str], None] = print, output_dir: Path | None = None) -> list[Path]:
+    """Write (or with ``check``, compare) every YAML; return the paths written or found drifted.
+
+    With ``output_dir`` every component and pipeline YAML is written under it instead (``components/<name>/
+    component.yaml``, ``pipelines/<stem>.yaml``), whatever is there, and the tracked files are left alone: how a
+    platform team compiles for its own registry (``--image``) without touching the checkout."""
+    if output_dir is not None and check:
+        raise InvalidInputError("--check compares the tracked YAML: it takes no --output-dir")
     changed: list[Path] = []
-    for target in targets(root, image):
+    saved_image = os.environ.get(_image_env())
+    try:
+        found = targets(root, image)
+    finally:
+        if output_dir is not None:  # the image given for DIR does not stick to later compiles in this process
+            _restore_env(_image_env(), saved_image)
+    if output_dir is not None:
+        for target in found:
+            if target.path.parts[: len(PACKAGE_PIPELINES_DIR.parts)] == PACKAGE_PIPELINES_DIR.parts:
+                continue  # the package's own copy is the checkout's business
+            dest = output_dir / target.path
+            text = compile_text(target.obj)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_text(text)
+            except OSError as exc:
+                raise RuntimeIOError(f"cannot write {dest}: {exc.strerror}") from None
+            changed.append(dest)
+            echo(f"wrote       {dest}  ({target.source})")
+        return changed
+    jobs: list[tuple[Any, Callable[[str | None], str]]] = [
+        (t, lambda _current, t=t: compile_text(t.obj)) for t in found]
+    jobs += [(t, lambda current, t=t: t.render(current or "")) for t in readme_targets(root)]
+    for target, make in jobs:
         dest = root / target.path
-        fresh = compile_text(target.obj)
         current = dest.read_text() if dest.is_file() else None
+        fresh = make(current)
         shown = str(target.path)
         if current is not None and normalized(current) == normalized(fresh):
             echo(f"up to date  {shown}  ({target.source})")
@@ -189,9 +246,22 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
             dest.write_text(fresh)
             echo(f"wrote       {shown}  ({target.source})")
     if check and changed:
-        raise DriftError(f"{len(changed)} YAML file(s) differ from a fresh compile: run `dummy-training compile` "
-                         "and commit the result")
+        raise DriftError(f"{len(changed)} YAML/README file(s) differ from a fresh compile: run `dummy-training "
+                         "compile` and commit the result")
     return changed
+
+
+def _image_env() -> str:
+    from dummy_training.kfp import components as kfp_components
+
+    return kfp_components.IMAGE_ENV
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -210,6 +280,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", help="image the components run in (default $DUMMY_TRAINING_IMAGE or "
                                    "dummy-training:<version>); the committed YAMLs use the default")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any YAML differs (CI)")
+    p.add_argument("--output-dir", type=Path, metavar="DIR",
+                   help="write every component and pipeline YAML under DIR (components/<name>/component.yaml, "
+                        "pipelines/<name>.yaml) and leave the tracked files alone; with --image IMAGE, the YAML "
+                        "for your registry")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,5 +292,5 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
     root = args.root.resolve() if args.root else find_root()
-    compile_all(root, image=args.image, check=args.check)
+    compile_all(root, image=args.image, check=args.check, output_dir=args.output_dir)
     return EXIT_OK

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import importlib.resources
 import json
+import os
 import re
 import sys
 import tarfile
@@ -23,7 +24,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from dummy_training import contract
-from dummy_training.errors import EXIT_OK, InputNotFoundError, InvalidInputError, JobFailedError, RuntimeIOError
+from dummy_training.console import EXIT_CODE_FILE_ENV
+from dummy_training.errors import (
+    EXIT_OK,
+    EXIT_RUNTIME,
+    DummyTrainingError,
+    InputNotFoundError,
+    InvalidInputError,
+    RuntimeIOError,
+)
 from dummy_training.hyperparameters import parse_hyperparameters
 from dummy_training.step.repack import human_bytes
 
@@ -42,6 +51,15 @@ def packaged_pipeline(name: str = PIPELINE_YAML) -> Path:
         raise InputNotFoundError(f"compiled pipeline {name} not found in the package at {path}: "
                                  "run `dummy-training compile` in the repository")
     return path
+
+
+class PipelineRunError(DummyTrainingError):
+    """A local pipeline run failed; ``exit_code`` is the failing task's own (the repack's codes: 1 not found,
+    2 invalid input, 3 runtime), or 3 when no task said (kfp.local could not run it)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_RUNTIME) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class _Tee(IO[str]):
@@ -111,12 +129,13 @@ def list_members(archive: Path, limit: int = LISTED_MEMBERS) -> tuple[list[tuple
 
 
 def collect_result(run_dir: Path) -> DemoResult:
-    """Find the repack output (``<task>/output_model/model.tar.gz``), its metadata and the check's answer."""
-    outputs = sorted(run_dir.glob(f"**/output_model/{contract.MODEL_FILENAME}"))
+    """Find the repack output (``<task>/output_model``, the model.tar.gz itself), its metadata and the check's
+    answer."""
+    outputs = sorted(p for p in run_dir.glob("**/output_model") if p.is_file())
     if not outputs:
-        raise JobFailedError(f"the run finished but no output model was found under {run_dir}")
+        raise PipelineRunError(f"the run finished but no output model was found under {run_dir}")
     output = outputs[0]
-    task_dir = output.parent.parent
+    task_dir = output.parent
     executor_output = _executor_output(task_dir).get("artifacts", {})
     artifacts = executor_output.get("output_model", {}).get("artifacts", [{}])
     metadata = dict(artifacts[0].get("metadata", {})) if artifacts else {}
@@ -164,7 +183,7 @@ def run_pipeline(
 ) -> DemoResult:
     """Run a compiled pipeline with kfp.local's SubprocessRunner; return what it produced.
 
-    Raises ``JobFailedError`` with the engine's one-line message when the run fails.
+    Raises ``PipelineRunError`` with the engine's one-line message and the failing task's exit code.
     """
     try:
         from kfp import components, local
@@ -181,7 +200,11 @@ def run_pipeline(
     pipeline = components.load_component_from_text(local_pipeline_text(pipeline_yaml.read_text()))
     started = time.monotonic()
     failure: Exception | None = None
-    with open(log_path, "w") as log_fh, warnings.catch_warnings():
+    codes_path = output_dir / f".exit-codes-{os.getpid()}"
+    codes_path.unlink(missing_ok=True)
+    saved_env = os.environ.get(EXIT_CODE_FILE_ENV)
+    os.environ[EXIT_CODE_FILE_ENV] = str(codes_path)  # the tasks (subprocesses) append their exit codes there
+    with open(log_path, "w") as log_fh, warnings.catch_warnings(), _restore_env(EXIT_CODE_FILE_ENV, saved_env):
         # our image name has no "python" in it; kfp.local warns about that even though we run in-process
         warnings.filterwarnings("ignore", message=".*non-Python base image.*", category=RuntimeWarning)
         # resources, display names, k8s settings: meaningful on a cluster, no-ops here (and said so in the log)
@@ -197,13 +220,73 @@ def run_pipeline(
     if failure is not None:
         reason = (tee.errors or tee.exceptions or [_ANSI.sub("", str(failure)).strip().splitlines()[0]])[0]
         reason = reason.removeprefix("dummy-training: error: ")
-        raise JobFailedError(f"the pipeline run failed: {reason} (full log: {log_path})")
+        codes = codes_path.read_text().split() if codes_path.is_file() else []
+        codes_path.unlink(missing_ok=True)
+        raise PipelineRunError(f"the pipeline run failed: {reason} (full log: {log_path})",
+                               int(codes[0]) if codes and codes[0].isdigit() else EXIT_RUNTIME)
+    codes_path.unlink(missing_ok=True)
     new_runs = sorted(set(pipeline_root.iterdir()) - before, key=lambda p: p.stat().st_mtime)
     if not new_runs:
-        raise JobFailedError(f"the run left nothing under {pipeline_root} (full log: {log_path})")
+        raise PipelineRunError(f"the run left nothing under {pipeline_root} (full log: {log_path})")
     result = collect_result(new_runs[-1])
     result.log_path, result.elapsed_seconds = log_path, elapsed
     return result
+
+
+@contextlib.contextmanager
+def _restore_env(name: str, value: str | None) -> Any:
+    try:
+        yield
+    finally:
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+#: The demo's inputs, by the pipeline parameter names it knows.
+MODEL_PARAMETER, MODELS_PARAMETER = "model_uri", "model_uris"
+
+
+def pipeline_arguments(pipeline_yaml: Path, model: str, hyperparameters: str, hyperparameters_json: str,
+                       ) -> dict[str, Any]:
+    """The arguments the demo gives ``pipeline_yaml``: its model parameter (``model_uri``, or ``model_uris`` as a
+    one-model list), the hyperparameters parameters it declares, ``backend`` kubernetes if it has one. A file
+    that is no compiled pipeline, or a pipeline needing inputs the demo cannot give, is ``InvalidInputError``
+    (one line, exit 2), before anything runs."""
+    try:
+        from kfp import components
+    except ImportError:
+        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
+
+    try:
+        pipeline = components.load_component_from_text(local_pipeline_text(pipeline_yaml.read_text()))
+        inputs = dict(pipeline.component_spec.inputs or {})
+    except OSError as exc:
+        raise RuntimeIOError(f"cannot read {pipeline_yaml}: {exc.strerror}") from None
+    except Exception as exc:  # noqa: BLE001 - yaml, kfp: whatever the file is, it is not a pipeline we can run
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise InvalidInputError(f"--pipeline {pipeline_yaml}: not a compiled KFP pipeline ({first})") from None
+    spec = getattr(pipeline, "pipeline_spec", None)
+    if spec is None or not spec.root.HasField("dag"):
+        raise InvalidInputError(f"--pipeline {pipeline_yaml}: a component, not a compiled pipeline")
+    args: dict[str, Any] = {}
+    if MODEL_PARAMETER in inputs:
+        args[MODEL_PARAMETER] = model
+    elif MODELS_PARAMETER in inputs:
+        args[MODELS_PARAMETER] = [model]
+    else:
+        raise InvalidInputError(f"--pipeline {pipeline_yaml}: it has no {MODEL_PARAMETER} or {MODELS_PARAMETER} "
+                                f"parameter to give the model to (its parameters: {', '.join(inputs) or 'none'})")
+    for name, value in (("hyperparameters_uri", hyperparameters), ("hyperparameters_json", hyperparameters_json),
+                        ("backend", "kubernetes")):
+        if name in inputs:
+            args[name] = value
+    missing = [n for n, spec in inputs.items() if n not in args and not spec.optional and spec.default is None]
+    if missing:
+        raise InvalidInputError(f"--pipeline {pipeline_yaml}: it needs {', '.join(missing)}, which the demo cannot "
+                                "give (it gives the model, the hyperparameters and backend=kubernetes)")
+    return args
 
 
 def report(result: DemoResult, model: str, hyperparameters: str, hyperparameters_json: str, out: IO[str]) -> None:
@@ -287,17 +370,8 @@ def run(args: argparse.Namespace) -> int:
             hp_arg = str(write_example_hyperparameters(example_dir / contract.HYPERPARAMETERS_FILENAME))
     hyperparameters = str(_existing(hp_arg, "hyperparameters")) if hp_arg else ""
 
+    arguments = pipeline_arguments(pipeline_yaml, str(model), hyperparameters, hp_json)
     print(f"Running {pipeline_yaml.name} with kfp.local (backend kubernetes: import, repack, check) ...", flush=True)
-    result = run_pipeline(
-        pipeline_yaml,
-        output_dir,
-        {
-            "model_uri": str(model),
-            "hyperparameters_uri": hyperparameters,
-            "hyperparameters_json": hp_json,
-            "backend": "kubernetes",
-        },
-        show_log=args.show_log,
-    )
+    result = run_pipeline(pipeline_yaml, output_dir, arguments, show_log=args.show_log)
     report(result, model_shown, hyperparameters, hp_json, sys.stdout)
     return EXIT_OK

@@ -14,21 +14,25 @@ the outputs of a failed task: so it is also logged, where the task's log shows i
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import logging
+import os
+import re
+import shutil
 import tarfile
 import threading
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from dummy_training import __version__, aws, contract
 from dummy_training.ack import launcher as ack_launcher
-from dummy_training.console import fail, install_signal_handlers, setup_logging
+from dummy_training.console import fail, install_signal_handlers, print_error, setup_logging
 from dummy_training.ends.local_file import sha256_file
-from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError
+from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
 from dummy_training.sagemaker import report as job_report
 from dummy_training.sagemaker.launcher import LaunchConfig, LaunchResult
@@ -36,6 +40,40 @@ from dummy_training.step import report as step_report
 from dummy_training.step.repack import RepackResult, run_repack
 
 log = logging.getLogger("dummy_training.kfp")
+
+
+#: The inputs of each component family, for ``component_message``.
+NATIVE_INPUTS = (contract.MODEL.name, contract.HYPERPARAMETERS.name, contract.HYPERPARAMETERS_JSON.name)
+S3_INPUTS = (*NATIVE_INPUTS, contract.OUTPUT_URI.name, contract.ENDPOINT_URL.name)
+_FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9-]*)")
+
+
+#: The launcher components' inputs: LaunchConfig's fields (the component inputs of the same names) and theirs.
+LAUNCHER_INPUTS = (*(f.name for f in dataclasses.fields(LaunchConfig)), "namespace", "download_model")
+
+
+def component_message(text: str, inputs: Iterable[str]) -> str:
+    """An error of the step or a launcher as a component's user reads it: ``--hyperparameters-json`` (or any
+    flag spelling an input's name) becomes input `hyperparameters_json`, and the container paths the CLI
+    searches (``/opt/ml/...``, ``./model.tar.gz``), which a component's user never sets, are left out."""
+    names = set(inputs)
+    aliases = {"pretrained-model-path": contract.MODEL.name}
+
+    def as_input(match: re.Match[str]) -> str:
+        name = aliases.get(match.group(1), match.group(1).replace("-", "_"))
+        return f"input `{name}`" if name in names else match.group(0)
+
+    text = _FLAG.sub(as_input, text)
+    paths = {str(c.path) for c in (*contract.model_candidates(), *contract.hyperparameters_candidates())}
+    for path in sorted(paths, key=len, reverse=True):
+        text = text.replace(f", {path}", "").replace(f"{path}, ", "").replace(path, "")
+    return text
+
+
+def fail_component(exc: BaseException, code: int, inputs: Iterable[str]) -> NoReturn:
+    """``console.fail`` with the message in the component's terms (``component_message``)."""
+    print_error(component_message(str(exc), inputs))
+    raise SystemExit(code) from None
 
 
 def write_outputs(report: Any, metrics: Any, text: str, figures: Mapping[str, float]) -> None:
@@ -56,22 +94,23 @@ def repack_into_artifact(
     model_path: str, hyperparameters_path: str | None, hyperparameters_json: str, output: Any,
     report: Any = None, metrics: Any = None,
 ) -> dict[str, Any]:
-    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``); set and return its metadata;
-    write the ``report`` (``Output[Markdown]``) and the ``metrics`` (``Output[Metrics]``)."""
+    """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``): its path is the repacked
+    model.tar.gz itself; set and return its metadata; write the ``report`` (``Output[Markdown]``) and the
+    ``metrics`` (``Output[Metrics]``)."""
     setup_logging()
-    out_dir = Path(output.path)
+    target = Path(output.path)
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         result = run_repack(
             model=model_path,
             hyperparameters=hyperparameters_path or None,
             hyperparameters_json=hyperparameters_json or None,
-            output_dir=str(out_dir),
+            output_path=str(target),
         )
     except USER_ERRORS as exc:
-        fail(exc, exc.exit_code)
+        fail_component(exc, exc.exit_code, NATIVE_INPUTS)
     except OSError as exc:
-        fail(exc, 3)
+        fail_component(exc, 3, NATIVE_INPUTS)
     result.sha256 = sha256_file(result.output)
     metadata = {
         "filename": contract.MODEL_FILENAME,
@@ -79,7 +118,7 @@ def repack_into_artifact(
         "method": result.method,
         "size": result.output_size,
         "sha256": result.sha256,
-        "member_count": result.member_count,
+        "member_count": result.output_member_count,
         "source": result.model_location,
         "hyperparameters_source": result.hyperparameters_location or "",
         "dummy_training_version": __version__,
@@ -91,14 +130,15 @@ def repack_into_artifact(
 
 
 def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, output_uri: str, endpoint_url: str,
-              report: Any = None, metrics: Any = None) -> str:
-    """Run the engine S3 to S3 (nothing downloaded into the pod); write the report and metrics; return the output
-    URI."""
+              report: Any = None, metrics: Any = None, output_model: Any = None) -> str:
+    """Run the engine S3 to S3 (nothing downloaded into the pod); write the report and metrics; point
+    ``output_model`` (an ``Output[Model]``) at the written object (``point_at_s3``) with the native component's
+    metadata; return the output URI."""
     setup_logging()
     try:
         for name, value in ((contract.MODEL.name, model), (contract.OUTPUT_URI.name, output_uri)):
             if not value.startswith("s3://"):
-                raise InvalidInputError(f"{name} must be an s3:// URI, got {value!r}")
+                raise InvalidInputError(f"input `{name}` must be an s3:// URI, got {value!r}")
         result = run_repack(
             model=model,
             hyperparameters=hyperparameters or None,
@@ -107,8 +147,16 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
             endpoint_url=endpoint_url or None,
         )
     except USER_ERRORS as exc:
-        fail(exc, exc.exit_code)
-    log.info("output: %s (%s, %d members)", result.output, result.decision, result.member_count)
+        fail_component(exc, exc.exit_code, S3_INPUTS)
+    log.info("output: %s (%s, %d members)", result.output, result.decision, result.output_member_count)
+    if output_model is not None:
+        point_at_s3(output_model, result.output)
+        output_model.metadata.update({
+            "filename": contract.MODEL_FILENAME, contract.OUTPUT_MODEL_S3_URI: result.output,
+            "decision": result.decision, "method": result.method, "size": result.output_size,
+            "member_count": result.output_member_count, "source": result.model_location,
+            "hyperparameters_source": result.hyperparameters_location or "", "dummy_training_version": __version__,
+        })  # no sha256: the kept prefix was copied server-side, never read back
     _repack_outputs(result, report, metrics)
     return result.output
 
@@ -193,6 +241,67 @@ def check_s3_model(model_s3_uri: str, endpoint_url: str = "") -> str:
     return text
 
 
+# ------------------------------------------------------------------- the launchers' output artifact
+def _download_dir(output_model: Any) -> Path:
+    """Where a launcher downloads the model before it becomes ``output_model`` itself: a hidden directory beside
+    the artifact's path (same file system, so the last step is a rename)."""
+    target = Path(output_model.path)
+    return target.parent / f".{target.name}.download"
+
+
+def _into_artifact(result: LaunchResult, job: job_report.JobSummary, output_model: Any) -> LaunchResult:
+    """Rename a downloaded ``<dir>/model.tar.gz`` to ``output_model.path``: the artifact is the archive itself
+    (what ``Input[Model].path``, ``ModelDataUrl`` and a packaging step take), not a directory holding it."""
+    if not result.local_model_path:
+        return result
+    target = Path(output_model.path)
+    try:
+        if target.is_dir():  # a retried task's leftover
+            shutil.rmtree(target)
+        os.replace(result.local_model_path, target)
+        Path(result.local_model_path).parent.rmdir()
+    except OSError as exc:
+        raise RuntimeIOError(f"cannot write the output model {target}: {exc.strerror}") from None
+    result.local_model_path = job.local_model_path = str(target)
+    return result
+
+
+def point_at_s3(output_model: Any, s3_uri: str) -> bool:
+    """Make ``output_model`` (not downloaded) name the model.tar.gz object itself, where the runner allows it;
+    return whether it does.
+
+    kfp.local takes any uri. The KFP backend's launcher does not: it uploads every output artifact to its uri and
+    refuses one outside the pipeline root ("does not have expected bucket prefix"), failing the task. Its uri for
+    the artifact is ``<pipeline root>/.../<run>/<task>/output_model``, so an object under that uri less its last
+    three parts is under the pipeline root, whatever the root is: only then is the uri changed; otherwise it stays
+    (an artifact with no content) and the object is in the metadata ``model_s3_uri`` and the ``model_s3_uri``
+    output."""
+    assigned = str(getattr(output_model, "uri", "") or "")
+    if "://" in assigned and not s3_uri.startswith(assigned.rsplit("/", 3)[0] + "/"):
+        log.warning("output_model keeps its KFP uri %s: the KFP launcher refuses an output artifact outside the "
+                    "pipeline root, and %s is not under it (use an s3_output_prefix under the pipeline root, or "
+                    "read metadata model_s3_uri)", assigned, s3_uri)
+        return False
+    output_model.uri = s3_uri
+    return True
+
+
+def _launcher_metadata(result: LaunchResult) -> dict[str, Any]:
+    """A launcher's ``output_model`` metadata: the native component's (size, sha256, decision, method, members),
+    from the downloaded file and the job's own result.json, plus the S3 URI, job name and ARN."""
+    repack = (result.job.repack_result if result.job else None) or {}
+    metadata: dict[str, Any] = {"filename": contract.MODEL_FILENAME, **result.metadata(),
+                                "dummy_training_version": __version__}
+    for key, name in (("decision", "decision"), ("method", "method"), ("output_size", "size"),
+                      ("sha256", "sha256"), ("member_count", "member_count")):
+        if repack.get(key) is not None:
+            metadata[name] = repack[key]
+    if result.local_model_path and Path(result.local_model_path).is_file():
+        metadata["size"] = Path(result.local_model_path).stat().st_size
+        metadata["sha256"] = sha256_file(result.local_model_path)
+    return metadata
+
+
 # ----------------------------------------------------------------------------- the SageMaker component
 def artifact_location(artifact: Any) -> str | None:
     """Where a KFP input artifact's bytes are for the launcher: its ``s3://`` URI (an imported S3 artifact's
@@ -212,7 +321,7 @@ def launch_with_report(run: Any, job: job_report.JobSummary, report: Any, metric
             job, run, lambda j: write_outputs(report, metrics, job_report.render(j), job_report.metrics(j)))
     except USER_ERRORS as exc:
         log.info("report (KFP does not upload the outputs of a failed task):\n%s", job_report.render(job))
-        fail(exc, exc.exit_code)
+        fail_component(exc, exc.exit_code, LAUNCHER_INPUTS)
 
 
 def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True, report: Any = None,
@@ -227,13 +336,13 @@ def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download
     if threading.current_thread() is threading.main_thread():
         install_signal_handlers()
     if download:
-        config.model_output_dir = output_model.path
+        config.model_output_dir = str(_download_dir(output_model))
     job = job_report.JobSummary(backend=sagemaker_launcher.BACKEND)
-    result = launch_with_report(lambda: sagemaker_launcher.launch(config, job=job), job, report, metrics)
+    result = launch_with_report(
+        lambda: _into_artifact(sagemaker_launcher.launch(config, job=job), job, output_model), job, report, metrics)
     if not download:
-        output_model.uri = result.model_s3_uri
-    output_model.metadata.update({**result.metadata(), "filename": contract.MODEL_FILENAME,
-                                  "reused_completed_job": result.reused})
+        point_at_s3(output_model, result.model_s3_uri)
+    output_model.metadata.update({**_launcher_metadata(result), "reused_completed_job": result.reused})
     return result
 
 
@@ -261,15 +370,18 @@ def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path
         subnets=[str(s) for s in subnets or []],
         security_group_ids=[str(s) for s in security_group_ids or []],
         job_name_parts=tuple(p for p in job_name_parts if p),
-        model_output_dir=output_model.path if download_model else None,
+        model_output_dir=str(_download_dir(output_model)) if download_model else None,
         timeout_seconds=timeout_seconds or None,
         stream_logs=False,
     )
     job = job_report.JobSummary(backend=ack_launcher.BACKEND)
     result = launch_with_report(
-        lambda: ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None), job=job),
+        lambda: _into_artifact(ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None),
+                                                   job=job), job, output_model),
         job, report, metrics)
-    output_model.metadata.update({**result.metadata(), "status": result.status, "reused": result.reused})
+    if not download_model:
+        point_at_s3(output_model, result.model_s3_uri)
+    output_model.metadata.update({**_launcher_metadata(result), "status": result.status, "reused": result.reused})
     for path, value in ((model_s3_uri_path, result.model_s3_uri), (job_arn_path, result.job_arn)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(value)

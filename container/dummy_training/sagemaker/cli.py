@@ -129,6 +129,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     wait.add_argument("--no-logs", dest="stream_logs", action="store_false",
                       help="do not stream the job's CloudWatch logs")
     add_output_arguments(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the CreateProcessingJob request as JSON (local inputs at the S3 URIs they would be "
+                        "staged to; the job named as its first attempt) and exit: no AWS call, no credentials "
+                        "needed. Feeds `aws sagemaker create-processing-job --cli-input-json file://...`")
     p.set_defaults(func=run)
 
 
@@ -186,6 +190,11 @@ def run(args: argparse.Namespace) -> int:
     from dummy_training.sagemaker.report import JobSummary
 
     config = config_from_args(args)
+    if args.dry_run:
+        from dummy_training.sagemaker.launcher import dry_run
+
+        print(json.dumps(dry_run(config), indent=2))
+        return 0
     job = JobSummary(backend=BACKEND)
     return report_launch(args, with_report(args, job, lambda: launch(config, job=job)))
 
@@ -207,9 +216,17 @@ def report_launch(args: argparse.Namespace, result) -> int:  # noqa: ANN001 - sa
     write_output(args.job_arn_output, result.job_arn)
     write_output(args.job_name_output, result.job_name)
     if args.result_json:
+        from dummy_training import __version__
+        from dummy_training.ends.local_file import sha256_file
+
+        repack = result.job.repack_result if result.job else None  # the job's own result.json
+        # the output's sha256: of the downloaded model, else as the job's repack computed it (staged jobs)
+        digest = (sha256_file(result.local_model_path) if result.local_model_path
+                  else (repack or {}).get("sha256"))
         summary = {**result.metadata(), "status": result.status, "reused": result.reused,
-                   "local_model_path": result.local_model_path,
-                   "repack": result.job.repack_result if result.job else None}  # the job's own result.json
+                   "local_model_path": result.local_model_path, "sha256": digest,
+                   "member_count": (repack or {}).get("member_count"), "dummy_training_version": __version__,
+                   "repack": repack}
         write_output(args.result_json, json.dumps(summary, indent=2) + "\n")
     print(result.model_s3_uri)
     return 0

@@ -2,18 +2,25 @@
 
 The launcher runs in a KFP pod (or on a laptop) and does what the removed AWS SageMaker components did badly:
 
-- **Re-attach, no duplicates.** The job name is derived from the KFP run and task by default (see
-  ``default_job_name``), so a retried or restarted launcher finds its job. Before creating anything it
-  describes the name: ``Completed`` -> the job is reused (no new job, its output is delivered); ``InProgress``
-  / ``Stopping`` -> it is waited on; ``Failed`` / ``Stopped`` -> for a derived name the next attempt name
-  (``<name>-a2``, ``-a3``, ... up to ``MAX_ATTEMPTS``) is tried the same way, so a KFP retry of a failed task
-  runs again instead of failing forever; for an explicit ``job_name`` the launcher stops with a line asking for
-  a new name (you named that job, it already ran and failed). ``ResourceInUse`` on create (a concurrent twin)
-  re-attaches.
+- **Re-attach, no duplicates, never to another job.** The job name is derived from the KFP run and task by
+  default (see ``default_job_name``), so a retried or restarted launcher finds its job. Before creating anything
+  it describes the name and compares the job with the CreateProcessingJob request this launch would send
+  (``processing_job.request_difference``: image, entrypoint and arguments, inputs and output URIs, environment,
+  resources, role, network, stopping condition; staged local inputs are named by their SHA-256, so another
+  file is another request). Another request under the name -> ``InvalidInputError`` (exit 2) naming the job and
+  the first field that differs, nothing created or delivered. The same request: ``Completed`` -> the job is
+  reused (no new job, its output is delivered); ``InProgress`` / ``Stopping`` -> it is waited on; ``Failed`` /
+  ``Stopped`` -> for a derived name the next attempt name (``<name>-a2``, ``-a3``, ... up to ``MAX_ATTEMPTS``)
+  is tried the same way, so a KFP retry of a failed task runs again instead of failing forever; for an explicit
+  ``job_name`` the launcher stops with a line asking for a new name (you named that job, it already ran and
+  failed). ``ResourceInUse`` on create (a concurrent twin) re-attaches, after the same comparison.
 - **Check before billing.** Role ARN, names and every S3 input are checked (``staging.stage_inputs``) before
-  CreateProcessingJob; a missing object creates no job.
+  CreateProcessingJob; a missing object creates no job. A local model given no hyperparameters is judged by the
+  engine first (``step.judge``): without a root hyperparameters.json nothing is staged (exit 1).
+- **Dry run.** ``dry_run(config)`` is the request, with no AWS call (``dummy-training sagemaker --dry-run``).
 - **Logs while it runs.** CloudWatch streams ``/aws/sagemaker/ProcessingJobs/<job-name>/...`` are paged with
-  ``nextForwardToken`` into the pod log on every poll and once more at the end. The console URL is printed first.
+  ``nextForwardToken`` into the pod log on every poll and once more at the end. The console URL is printed once the job
+  exists (found or created).
 - **Ends.** Completed -> result; Failed -> ``JobFailedError`` with SageMaker's FailureReason; Stopped ->
   ``JobStoppedError`` (no loop); the overall timeout (default ``max_runtime_seconds`` + ``TIMEOUT_MARGIN``) stops
   the job then raises ``JobStoppedError``.
@@ -330,13 +337,38 @@ class _Resolution:
     existing: dict[str, Any] | None  # a job to reuse or wait on; None -> create ``name``
 
 
-def resolve_job(sm: Any, config: LaunchConfig) -> _Resolution:
-    """Decide which job this launch is: an existing one to reuse / wait on, or a new name to create."""
+def base_job_name(config: LaunchConfig) -> str:
+    """The job's name before any attempt suffix: the explicit name, derived from the parts, or a fresh one."""
+    if config.job_name:
+        return processing_job.validate_job_name(config.job_name)
+    return default_job_name(*config.job_name_parts) if config.job_name_parts else unique_job_name()
+
+
+def _same_request(name: str, desc: dict[str, Any], request_for: Callable[[str], dict[str, Any]] | None) -> None:
+    """Raise (exit 2) when the existing job ``name`` is not the job this launch would create."""
+    if request_for is None:
+        return
+    diff = processing_job.request_difference(request_for(name), desc)
+    if diff:
+        raise InvalidInputError(
+            f"processing job {name} already exists with another request ({diff}): not re-attaching to it; "
+            "pass a new job_name (or leave it empty to derive one)")
+
+
+def resolve_job(sm: Any, config: LaunchConfig, request_for: Callable[[str], dict[str, Any]] | None = None,
+                base: str | None = None) -> _Resolution:
+    """Decide which job this launch is: an existing one to reuse / wait on, or a new name to create.
+
+    ``request_for(name)`` is the CreateProcessingJob request this launch would send as ``name``: an existing
+    job is re-attached to only when its description is that request (``processing_job.request_difference``);
+    another request under the name is refused (``InvalidInputError``, exit 2), so a reused name never returns
+    another run's model. ``base``: the name from ``base_job_name`` (computed when not given)."""
     if config.job_name:
         name = processing_job.validate_job_name(config.job_name)
         desc = describe(sm, name)
         if desc is None:
             return _Resolution(name, None)
+        _same_request(name, desc, request_for)
         status = desc["ProcessingJobStatus"]
         if status in (STATUS_FAILED, STATUS_STOPPED):
             reason = desc.get("FailureReason") or desc.get("ExitMessage") or ""
@@ -346,7 +378,7 @@ def resolve_job(sm: Any, config: LaunchConfig) -> _Resolution:
                 + "; SageMaker job names are unique: pass a new job_name (or leave it empty to derive one)"
             )
         return _Resolution(name, desc)
-    base = default_job_name(*config.job_name_parts) if config.job_name_parts else unique_job_name()
+    base = base or base_job_name(config)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         name = base if attempt == 1 else f"{base}-a{attempt}"
         desc = describe(sm, name)
@@ -356,6 +388,7 @@ def resolve_job(sm: Any, config: LaunchConfig) -> _Resolution:
         if status in (STATUS_FAILED, STATUS_STOPPED):
             log.info("processing job %s exists and ended %s: trying the next attempt name", name, status)
             continue
+        _same_request(name, desc, request_for)
         return _Resolution(name, desc)
     raise JobFailedError(f"processing jobs {base} .. {base}-a{MAX_ATTEMPTS} all ended Failed or Stopped; "
                          "pass a new job_name to run again")
@@ -545,12 +578,48 @@ def launch(config: LaunchConfig, *, clients: Clients | None = None, sleep: Calla
 BACKEND = "SageMaker"
 
 
-def _launch(config: LaunchConfig, clients: Clients | None, sleep: Callable[[float], None],
-            clock: Callable[[], float], job: JobSummary) -> LaunchResult:
+def plan_launch(config: LaunchConfig, base: str) -> staging.InputPlan:
+    """Validate ``config`` and plan its inputs (no AWS call): where each will be staged, under the
+    attempt-independent ``<staging prefix>/<base>/`` so a retry finds what the first attempt uploaded. A local
+    model given no hyperparameters is judged first by the engine (``step.judge``): one without a root
+    hyperparameters.json fails here (exit 1, as the repack would), before anything is staged or created."""
     if not config.model:
         raise InvalidInputError(f"{contract.MODEL.flag} is required")
     config.staging_base()  # an S3 prefix is given and valid
     build_spec(config, "validation-only").validate()  # role ARN, sizes, VPC, s3_direct vs isolation: fail early
+    plan = staging.plan_inputs(model=config.model, hyperparameters=config.hyperparameters,
+                               hyperparameters_json=config.hyperparameters_json,
+                               staging_prefix=aws.join_s3(config.staging_base(), base), s3_direct=config.s3_direct)
+    local_model = plan.local_model_path()
+    if plan.hyperparameters is None and local_model is not None:
+        from dummy_training.step.judge import require_own_hyperparameters
+
+        require_own_hyperparameters(local_model, no_job="nothing was staged and no job was created")
+    return plan
+
+
+def request_for(config: LaunchConfig, plan: staging.InputPlan) -> Callable[[str], dict[str, Any]]:
+    """``name`` -> the CreateProcessingJob request this launch sends as job ``name``."""
+    return lambda name: processing_job.build_create_processing_job_request(build_spec(config, name, plan.staged()))
+
+
+def dry_run(config: LaunchConfig) -> dict[str, Any]:
+    """The CreateProcessingJob request a launch of ``config`` would send, with no AWS call: local inputs at the
+    S3 URIs they would be staged to, the job named as its first attempt (a launch may find that name used by a
+    failed attempt and take ``-a2`` ...)."""
+    base = base_job_name(config)
+    plan = plan_launch(config, base)
+    for planned in (plan.model, plan.hyperparameters):
+        if planned is not None and planned.uri != planned.source:
+            log.info("would stage %s (%s) %s -> %s", planned.what, planned.kind, planned.source, planned.uri)
+    return request_for(config, plan)(base)
+
+
+def _launch(config: LaunchConfig, clients: Clients | None, sleep: Callable[[float], None],
+            clock: Callable[[], float], job: JobSummary) -> LaunchResult:
+    base = base_job_name(config)
+    plan = plan_launch(config, base)
+    requests = request_for(config, plan)
     if clients is None:
         clients = make_clients(config)
     sm = clients.sagemaker
@@ -563,21 +632,21 @@ def _launch(config: LaunchConfig, clients: Clients | None, sleep: Callable[[floa
         return state["waiter"]
 
     with _stop_on_interrupt(lambda: state.get("waiter"), config.stop_wait_seconds):
-        resolution = resolve_job(sm, config)
+        resolution = resolve_job(sm, config, requests, base)
         name, desc = resolution.name, resolution.existing
         job.job_name, job.region = name, clients.region
         job.instance_type, job.instance_count = config.instance_type, config.instance_count
         if desc is not None:
             job.update_from_description(desc)
-        log.info("processing job %s: %s", name, console_url(clients.region, name))
-        log.info("logs: %s", logs_console_url(clients.region, name))
-        if desc is not None and desc["ProcessingJobStatus"] == STATUS_COMPLETED:
-            log.info("processing job %s already Completed: reusing it (no new job)", name)
-            return _deliver(clients, config, desc, reused=True, job=job)
         if desc is None:
-            _create(clients, config, name, waiter_for)
-        else:
-            log.info("processing job %s is %s: re-attaching", name, desc["ProcessingJobStatus"])
+            _create(clients, config, name, plan, requests(name), waiter_for)
+        _log_links(clients.region, name)  # the job exists now
+        if desc is not None and desc["ProcessingJobStatus"] == STATUS_COMPLETED:
+            log.info("processing job %s already Completed with the same request: reusing it (no new job)", name)
+            return _deliver(clients, config, desc, reused=True, job=job)
+        if desc is not None:
+            log.info("processing job %s is %s with the same request: re-attaching", name,
+                     desc["ProcessingJobStatus"])
         waiter = state.get("waiter") or waiter_for(name)
         timeout = config.timeout_seconds or (config.max_runtime_seconds + TIMEOUT_MARGIN)
         desc = waiter.until(TERMINAL, clock() + timeout)
@@ -596,19 +665,18 @@ def _launch(config: LaunchConfig, clients: Clients | None, sleep: Callable[[floa
         return _deliver(clients, config, desc, reused=False, job=job)
 
 
-def _create(clients: Clients, config: LaunchConfig, name: str, waiter_for: Callable[[str], Waiter]) -> None:
+def _log_links(region: str, name: str) -> None:
+    log.info("processing job %s: %s", name, console_url(region, name))
+    log.info("logs: %s", logs_console_url(region, name))
+
+
+def _create(clients: Clients, config: LaunchConfig, name: str, plan: staging.InputPlan, request: dict[str, Any],
+            waiter_for: Callable[[str], Waiter]) -> None:
     """Stage the inputs and create job ``name`` (ResourceInUse: someone created it first; we wait on theirs)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    # Stage under the attempt-independent name so a retry finds (and skips) what the first attempt uploaded.
-    staging_name = name if config.job_name else (default_job_name(*config.job_name_parts)
-                                                 if config.job_name_parts else name)
-    staged = staging.stage_inputs(
-        clients.s3, model=config.model, hyperparameters=config.hyperparameters,
-        hyperparameters_json=config.hyperparameters_json,
-        staging_prefix=aws.join_s3(config.staging_base(), staging_name), s3_direct=config.s3_direct,
-    )
-    request = processing_job.build_create_processing_job_request(build_spec(config, name, staged))
+    staging.stage_inputs(clients.s3, model=config.model, hyperparameters=config.hyperparameters,
+                         hyperparameters_json=config.hyperparameters_json, staging_prefix="", plan=plan)
     log.info("creating processing job %s (%s x %s, image %s)", name, config.instance_count, config.instance_type,
              config.image_uri)
     waiter_for(name)  # from here on an interrupt stops this job
@@ -616,7 +684,11 @@ def _create(clients: Clients, config: LaunchConfig, name: str, waiter_for: Calla
         clients.sagemaker.create_processing_job(**request)
     except ClientError as exc:
         if aws.error_code(exc) in ("ResourceInUse", "ResourceInUseException"):
-            log.info("processing job %s already exists (created concurrently): re-attaching", name)
+            existing = describe(clients.sagemaker, name)
+            if existing is not None:
+                _same_request(name, existing, lambda _n: request)
+            log.info("processing job %s already exists (created concurrently, with the same request): "
+                     "re-attaching", name)
             return
         if aws.error_code(exc) == "ValidationException" and "role" in str(exc).lower():
             raise InvalidInputError(f"create processing job {name}: the role {config.role_arn} was rejected: "

@@ -278,3 +278,37 @@ def output_s3_uri(step: Any) -> Any:
         if isinstance(argument, str) and argument == flag:
             return step.properties.AppSpecification.ContainerArguments[index + 1]
     raise InvalidInputError(f"step {getattr(step, 'name', step)!r} has no dummy-training model output")
+
+
+def _join(on: str, values: list[Any]) -> Any:
+    """The installed SDK's ``Join`` (v3 ``sagemaker.core.workflow.functions``, v2 ``sagemaker.workflow.functions``)."""
+    if installed_sdk_major() == 3:
+        from sagemaker.core.workflow.functions import Join
+    else:
+        from sagemaker.workflow.functions import Join
+    return Join(on=on, values=values)
+
+
+def model_s3_uri(step: Any) -> Any:
+    """The repacked ``model.tar.gz`` object itself, as a property of ``step`` (so a step reading it runs after
+    ``step``): what a ``RegisterModel`` / ``ModelBuilder`` step's model data or a ``ModelDataUrl`` takes, with
+    nothing to append.
+
+    Staged: the ``model`` ProcessingOutput's ``S3Uri`` joined with ``model.tar.gz`` (where SageMaker uploads the
+    file). s3_direct: the output URI as the repack resolves it: a key ending in ``.tar.gz`` is the object, any other
+    is a prefix that gets ``/model.tar.gz``.
+    """
+    uri = output_s3_uri(step)
+    arguments = step.arguments
+    outputs = arguments.get("ProcessingOutputConfig", {}).get("Outputs", [])
+    given: Any = None
+    for o in outputs:
+        if o.get("OutputName") == contract.PROCESSING_OUTPUT_MODEL:
+            given = o.get("S3Output", {}).get("S3Uri")
+    if given is None:  # s3_direct: the argument after --output-uri
+        container_arguments = arguments.get("AppSpecification", {}).get("ContainerArguments", [])
+        given = container_arguments[container_arguments.index(contract.OUTPUT_URI.flag) + 1]
+        if isinstance(given, str) and given.endswith((".tar.gz", ".tgz")):
+            return uri
+    separator = "" if isinstance(given, str) and given.endswith("/") else "/"
+    return _join(separator, [uri, contract.MODEL_FILENAME])

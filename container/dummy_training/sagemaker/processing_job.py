@@ -214,3 +214,93 @@ def output_model_uri(spec: ProcessingJobSpec) -> str:
     if base.endswith(contract.MODEL_FILENAME):
         return base
     return base.rstrip("/") + "/" + contract.MODEL_FILENAME
+
+
+# ------------------------------------------------------------------------------------------- same job?
+#: The parts of a CreateProcessingJob request that DescribeProcessingJob gives back, in the order a difference
+#: is reported. Tags are not in a description (ListTags would be another call and another permission): two
+#: requests differing only in tags are the same job.
+COMPARED_FIELDS = ("AppSpecification", "ProcessingInputs", "ProcessingOutputConfig", "Environment",
+                   "ProcessingResources", "RoleArn", "NetworkConfig", "StoppingCondition")
+#: Values SageMaker assumes when a field is left out: a description may carry them or not (both casings: the
+#: SageMaker API's and ACK's, which lower-cases the first letter).
+_DEFAULTS = {"S3DataDistributionType": "FullyReplicated", "S3CompressionType": "None", "S3InputMode": "File",
+             "AppManaged": False, "EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False}
+_DEFAULTS.update({k[:1].lower() + k[1:]: v for k, v in list(_DEFAULTS.items())})
+#: Lists whose order means nothing, keyed by the member's name.
+_NAMED_LISTS = {"ProcessingInputs": "InputName", "Outputs": "OutputName", "Tags": "Key",
+                "processingInputs": "inputName", "outputs": "outputName", "tags": "key"}
+_SETS = ("Subnets", "SecurityGroupIds", "subnets", "securityGroupIDs")
+#: Values not repeated in a difference line (secrets may live there).
+_HIDDEN_VALUES = ("Environment", "environment")
+
+
+def _normal(node: Any, key: str = "") -> Any:
+    """A request or description part in a comparable form: defaults, empty values and order-free lists dropped
+    or sorted, so only a difference that changes the job remains."""
+    if isinstance(node, dict):
+        out = {}
+        for k, v in node.items():
+            v = _normal(v, k)
+            if v in (None, "", [], {}) or (k in _DEFAULTS and v == _DEFAULTS[k]):
+                continue
+            out[k] = v
+        return out
+    if isinstance(node, list | tuple):
+        items = [_normal(v) for v in node]
+        name = _NAMED_LISTS.get(key)
+        if name and all(isinstance(i, dict) for i in items):
+            return {str(i.get(name, "")): i for i in items}
+        if key in _SETS:
+            return sorted(items)
+        return items
+    return node
+
+
+def _first_difference(want: Any, have: Any, path: str) -> tuple[str, Any, Any] | None:
+    if isinstance(want, dict) and have is None:  # down to the first leaf that one side has
+        have = {}
+    elif isinstance(have, dict) and want is None:
+        want = {}
+    if isinstance(want, dict) and isinstance(have, dict):
+        for k in list(want) + [k for k in have if k not in want]:
+            found = _first_difference(want.get(k), have.get(k), f"{path}.{k}" if path else k)
+            if found:
+                return found
+        return None
+    if isinstance(want, list) and isinstance(have, list) and len(want) == len(have):
+        for i, (a, b) in enumerate(zip(want, have, strict=True)):
+            found = _first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if want == have else (path, want, have)
+
+
+def _shown(value: Any, limit: int = 120) -> str:
+    text = "(none)" if value is None else str(value) if not isinstance(value, dict | list) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def first_difference(want: Any, have: Any, root: str) -> str | None:
+    """None when ``have`` (what exists) is ``want`` (what this launch would create) up to defaults, empty values
+    and order-free lists; else the first field that differs, ``<path>: <have> there, <want> here``."""
+    found = _first_difference(_normal(want, root), _normal(have, root), root)
+    if not found:
+        return None
+    path, want_value, have_value = found
+    for name in set(_NAMED_LISTS):  # ProcessingInputs.model.S3Input -> ProcessingInputs[model].S3Input
+        path = re.sub(rf"(^|\.){name}\.([^.]+)", rf"\1{name}[\2]", path)
+    if any(part in _HIDDEN_VALUES for part in path.split(".")):
+        return f"{path} differs"
+    return f"{path}: {_shown(have_value)} there, {_shown(want_value)} here"
+
+
+def request_difference(request: dict[str, Any], description: dict[str, Any]) -> str | None:
+    """None when ``description`` (DescribeProcessingJob) is the job ``request`` (CreateProcessingJob) would
+    create; else the first field that differs, e.g. ``AppSpecification.ImageUri: 'a' there, 'b' here``."""
+    for name in COMPARED_FIELDS:
+        diff = first_difference(request.get(name), description.get(name), name)
+        if diff:
+            return diff
+    return None

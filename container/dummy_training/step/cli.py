@@ -49,7 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dummy_training.step.repack import run_repack
+    from dummy_training.step.resolve import resolve_output
 
+    # the output flags are judged first (e.g. --output-dir s3://... points at --output-uri), before any input
+    resolve_output(getattr(args, contract.OUTPUT_DIR.name), getattr(args, contract.OUTPUT_URI.name))
     result = run_repack(
         model=getattr(args, contract.MODEL.name),
         hyperparameters=getattr(args, contract.HYPERPARAMETERS.name),
@@ -64,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
     if args.report or args.result_json:
         from dummy_training.step import report
 
+        result.sha256 = report.local_sha256(result)  # for both: the report and the result JSON carry it
         if args.report:
-            result.sha256 = report.local_sha256(result)
             report.write_report(args.report, report.render(result), endpoint_url=endpoint_url)
         if args.result_json:
             report.write_file(args.result_json, (json.dumps(result.summary(), indent=2) + "\n").encode(),

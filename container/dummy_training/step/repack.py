@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from dummy_training import __version__, contract
+from dummy_training.console import escape_controls
 from dummy_training.ends.base import ByteSource, Sink
 from dummy_training.ends.factory import open_sink, open_source
 from dummy_training.errors import InputNotFoundError, InvalidInputError
@@ -57,13 +58,21 @@ class RepackResult:
     mtime: int | None = None  # of the injected hyperparameters.json (None when preserved)
     mtime_source: str = ""  # how it was chosen: "SOURCE_DATE_EPOCH", "newest member", ... ("" when preserved)
 
+    @property
+    def output_member_count(self) -> int:
+        """Members of the output: the input's, plus the injected hyperparameters.json."""
+        return self.member_count + (1 if self.decision == contract.DECISION_INJECTED else 0)
+
     def summary(self) -> dict:
-        """JSON-able summary (for --result-json and component metadata)."""
+        """JSON-able summary (for --result-json and component metadata). ``member_count`` is the output's (the
+        input's plus the injected file), the count the report shows; ``sha256`` is the output's when a caller
+        computed it (a local output), else None."""
         return {
             "decision": self.decision,
             "output": self.output,
             "output_size": self.output_size,
-            "member_count": self.member_count,
+            "sha256": self.sha256,
+            "member_count": self.output_member_count,
             "method": self.method,
             "elapsed_seconds": round(self.elapsed_seconds, 3),
             "model": self.model_location,
@@ -78,6 +87,7 @@ class RepackResult:
             "publish_seconds": round(self.publish_seconds, 3),
             "mtime": self.mtime,
             "mtime_source": self.mtime_source,
+            "dummy_training_version": __version__,
         }
 
 
@@ -130,7 +140,7 @@ def _log_members(result) -> None:  # noqa: ANN001 - engine.EngineResult
     shown = result.members[:LISTED_MEMBERS]
     log.info("archive members (%d):", result.member_count)
     for m in shown:
-        log.info("  %12s  %-8s %s", human_bytes(m.size), m.type, m.display_name)
+        log.info("  %12s  %-8s %s", human_bytes(m.size), m.type, escape_controls(m.display_name))
     if result.member_count > len(shown):
         log.info("  ... and %d more members (listing summarised)", result.member_count - len(shown))
 
@@ -155,11 +165,15 @@ def run_repack(
     output_uri: str | None = None,
     endpoint_url: str | None = None,
     *,
+    output_path: str | None = None,
     mtime: float | None = None,
     progress: bool = True,
     fsync: bool | None = None,
 ) -> RepackResult:
-    """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README."""
+    """Repack ``model`` so it carries a root hyperparameters.json; see the module docstring and the README.
+
+    ``output_path`` names the output file itself (a KFP ``Output[Model]``'s path), instead of
+    ``<output_dir>/model.tar.gz``."""
     from dummy_training.engine.archive import repack_archive, source_date_epoch
 
     started = time.monotonic()
@@ -172,7 +186,7 @@ def run_repack(
         log.info("hyperparameters: none given or found (fine if the archive carries its own)")
     else:
         log.info("hyperparameters: %s %s (%d bytes)", hp.label, hp.location, len(hp.data))
-    target = resolve_output(output_dir, output_uri)
+    target = output_path or resolve_output(output_dir, output_uri)
     if same_location(target, model_res.location):
         raise InvalidInputError(f"the output {target} is the input model: choose another output location")
     log.info("output: %s", target)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dummy_training import __version__, contract
+from dummy_training.console import is_control
 from dummy_training.ends.base import is_s3_uri
 from dummy_training.errors import InvalidInputError, RuntimeIOError
 from dummy_training.step.repack import RepackResult, human_bytes, utc_text
@@ -28,6 +29,8 @@ from dummy_training.step.repack import RepackResult, human_bytes, utc_text
 REPORT_MEMBERS = 50
 #: Longest member name (or location) shown in full; longer ones are cut with an ellipsis.
 MAX_TEXT = 300
+#: Mode of a written report or result file before the umask: the model's (``ends.local_file``).
+FILE_MODE = 0o644
 #: Characters of the injected hyperparameters.json shown in the report.
 MAX_HYPERPARAMETERS_SHOWN = 2000
 
@@ -41,7 +44,7 @@ _INVISIBLE = frozenset([*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0
 
 def _visible(ch: str) -> str:
     code = ord(ch)
-    if code < 0x20 or 0x7F <= code < 0xA0:
+    if is_control(code):
         return f"\\x{code:02x}"
     if code in _INVISIBLE:
         return f"\\u{code:04x}"
@@ -100,8 +103,9 @@ def write_file(location: str | Path, data: bytes, *, endpoint_url: str | None = 
     """Write ``data`` to ``location``, whole or not at all.
 
     A local path: a temp file in the same directory, then a rename (a reader never sees half a file); the parent
-    directory is created. An ``s3://bucket/key`` URI: one PutObject (an object appears whole or not at all)
-    through ``aws.client`` with ``endpoint_url`` (the repack's ``--endpoint-url``); AWS errors become the
+    directory is created; the file's mode is ``FILE_MODE`` less the umask (0644 under umask 022), as the model's.
+    An ``s3://bucket/key`` URI: one PutObject (an object appears whole or not at all) through ``aws.client``
+    with ``endpoint_url`` (the repack's ``--endpoint-url``); AWS errors become the
     one-line errors of every other S3 call (``aws.translating``)."""
     if is_s3_uri(str(location)):
         from dummy_training import aws
@@ -116,7 +120,9 @@ def write_file(location: str | Path, data: bytes, *, endpoint_url: str | None = 
     target = Path(location)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        # the mode of the model itself (ends.local_file): 0644 less the umask, not mkstemp's 0600
+        tmp = str(target.parent / f".{target.name}.{secrets.token_hex(6)}.part")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     except OSError as exc:
         raise RuntimeIOError(f"cannot write {what} {target}: {exc.strerror}") from None
     try:
@@ -268,7 +274,7 @@ def render(result: RepackResult, *, sha256: str | None = None, artifact_uri: str
         *([["KFP artifact", md_text(artifact_uri)]] if artifact_uri else []),
         ["Size", size_text(result.output_size)],
         ["sha256", digest],
-        ["Members", f"{result.member_count + (1 if injected else 0):,}"
+        ["Members", f"{result.output_member_count:,}"
                     + (f" ({result.member_count:,} kept + 1 injected)" if injected else "")],
     ])]
 
@@ -299,7 +305,7 @@ def render(result: RepackResult, *, sha256: str | None = None, artifact_uri: str
         parts += [f"{h}# Injected {md_text(contract.HYPERPARAMETERS_FILENAME)}", md_code_block(text, "json") + note]
 
     listed = min(max_members, len(result.members))
-    parts += [f"{h}# Members ({result.member_count:,} in the input"
-              + (", 1 injected)" if injected else ")"),
+    parts += [f"{h}# Members ({result.output_member_count:,} in the output"
+              + (f": {result.member_count:,} from the input, 1 injected)" if injected else ")"),
               md_table(["#", "Name", "Type", "Size"], _member_rows(result, listed))]
     return "\n\n".join(parts) + "\n"

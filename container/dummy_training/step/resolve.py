@@ -7,6 +7,7 @@ Every resolved location is logged with its label (``[Argument]``, ``[Input Chann
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,6 +136,10 @@ def hyperparameters_search_description() -> str:
     return ", ".join(places)
 
 
+#: ``scheme://`` (RFC 3986 scheme): a URI, never a local directory name.
+_URI_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def resolve_output(output_dir: str | None, output_uri: str | None) -> str:
     """The final location of the output model.tar.gz: a local file path or an s3:// object URI."""
     if output_dir and output_uri:
@@ -146,6 +151,9 @@ def resolve_output(output_dir: str | None, output_uri: str | None) -> str:
         if not key.endswith((".tar.gz", ".tgz")):
             key = (key.rstrip("/") + "/" if key.strip("/") else "") + contract.MODEL_FILENAME
         return aws.s3_uri(bucket, key)
+    if output_dir and _URI_SCHEME.match(output_dir):
+        raise InvalidInputError(f"{contract.OUTPUT_DIR.flag} takes a local directory, got the URI {output_dir!r}: "
+                                f"to write to S3 use {contract.OUTPUT_URI.flag}")
     directory = Path(output_dir) if output_dir else contract.default_output_dir()
     return str(directory / contract.MODEL_FILENAME)
 

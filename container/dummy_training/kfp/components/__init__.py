@@ -15,7 +15,12 @@ Convention (``dummy-training compile`` relies on it; follow it when you add a mo
   ``HYPERPARAMETERS_JSON.name``, ``OUTPUT_MODEL``, ``OUTPUT_MODEL_S3_URI``, ...); a test checks that they
   agree with the contract and with the flags of ``dummy-training repack``.
 - The docstring's ``Args:`` become the input descriptions in the YAML; keep them to one line each.
-- Each component folder gets a ``README.md`` (inputs/outputs table, usage) written by hand.
+- Each component is wrapped in ``runs_in_image`` (outermost decorator): its command first checks that the Python
+  running it has kfp and dummy_training, else fails with one line saying to pass ``use_venv=False`` to
+  ``kfp.local.SubprocessRunner`` (whose default ``use_venv=True`` runs the task in an empty venv).
+- Each component folder gets a ``README.md``: prose written by hand around blocks that ``dummy-training compile``
+  generates from the definition (inputs and outputs from the signature and the docstring, image guidance, the
+  local runner) and ``compile --check`` drift-checks; see ``dummy_training.kfp.readme``.
 
 Pipelines live in ``pipelines/*.py`` (outside the package); each exposes ``PIPELINE`` (the ``@dsl.pipeline``
 function) and compiles to ``pipelines/<module>.yaml``; see ``dummy_training.kfp.compile``.
@@ -44,3 +49,30 @@ def image() -> str:
 
 #: Read once, when the component modules are imported (i.e. at compile time).
 IMAGE = image()
+
+
+#: What the task's shell runs before kfp's executor: a Python without kfp or this package (kfp.local's
+#: ``SubprocessRunner()`` default, ``use_venv=True``: a fresh, empty venv) ends the task with one line instead of
+#: "No module named 'kfp'". ``find_spec`` locates the packages without importing them (no start-up cost in the
+#: image). Spelled without the interpreter's name in the message: kfp.local rewrites every ``python3`` of the
+#: command to the interpreter it runs the task with, which is the one this checks.
+PREFLIGHT = (
+    "python3 -c \"import importlib.util as u, sys; missing = [n for n in ('kfp', 'dummy_training') "
+    "if u.find_spec(n) is None]; missing and (print('dummy-training: error: ' + sys.executable + ' has no ' "
+    "+ ' and no '.join(missing) + ': this component runs in the dummy-training image (install_kfp_package=False);"
+    " with kfp.local.SubprocessRunner pass use_venv=False (its default use_venv=True runs the task in an empty"
+    " venv) from an environment where kfp-sagemaker-dummy-training[kfp] is installed', file=sys.stderr), "
+    "sys.exit(2))\""
+)
+_EXECUTOR_LINE = "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main"
+
+
+def runs_in_image(component):  # noqa: ANN001, ANN201 - a kfp PythonComponent, kfp is imported lazily here
+    """Put ``PREFLIGHT`` before the executor in ``component``'s command (see the package docstring)."""
+    container = component.component_spec.implementation.container
+    script = container.command[2]
+    if _EXECUTOR_LINE not in script:  # pragma: no cover - a kfp release that starts components differently
+        raise RuntimeError(f"{component.name}: kfp's command changed; cannot add the preflight check")
+    if PREFLIGHT not in script:
+        container.command[2] = script.replace(_EXECUTOR_LINE, PREFLIGHT + "\n" + _EXECUTOR_LINE, 1)
+    return component

@@ -14,10 +14,11 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl import Markdown, Metrics, Model, Output
 
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def ack_dummy_training(
     model: str,
@@ -60,7 +61,7 @@ def ack_dummy_training(
     Args:
         model: The pretrained model.tar.gz: an s3:// URI, or a local path the launcher stages to S3.
         role_arn: IAM role the SageMaker job runs with.
-        image_uri: The dummy-training image in ECR (the job runs `dummy-training repack`).
+        image_uri: The image the job runs (ECR): staged jobs need the <version>-root variant; s3_direct: either.
         s3_prefix: S3 prefix for staged inputs (<prefix>/<job-name>/input/) and, by default, the output.
         s3_output_prefix: S3 prefix for the output (<prefix>/<job-name>/output/model.tar.gz); default s3_prefix.
         hyperparameters: hyperparameters.json to inject when the archive has none: s3:// URI or local path.
@@ -85,9 +86,9 @@ def ack_dummy_training(
         region: AWS region for staging and download (the job runs in the controller's region).
         endpoint_url: S3 endpoint URL for staging and download; empty for AWS.
         assume_role_arn: Role the launcher assumes for its S3 calls; empty for none.
-        download_model: Download the repacked model.tar.gz into output_model (for downstream steps).
+        download_model: Download the repacked model into output_model; false leaves it in S3 (uri = its S3 object).
         timeout_seconds: Delete the resource (stopping the job) after this long; 0 for max runtime + 1800.
-        output_model: The repacked model (model.tar.gz in a directory); metadata: S3 URI, job name, job ARN.
+        output_model: The repacked model.tar.gz itself (its S3 object if not downloaded); size, sha256, decision.
         model_s3_uri: s3:// URI of the repacked model.tar.gz.
         job_arn: ARN of the SageMaker processing job.
         report: The job as Markdown (name, ARN, status, console and log links), then the job's own repack report.

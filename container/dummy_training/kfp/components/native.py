@@ -1,10 +1,11 @@
 """The native components: the repack step running in the pipeline's own pod (no SageMaker, no ACK).
 
 - ``dummy_training``: KFP artifacts in and out. The launcher downloads the model artifact into the pod, the
-  engine repacks it, and the output ``Model`` artifact holds ``model.tar.gz`` with metadata (size, sha256,
-  decision, method).
-- ``dummy_training_s3``: S3 URIs in, an S3 URI out. The model never enters the pod: the engine streams it from
-  S3 and writes the output with a multipart upload (server-side copies for the unchanged prefix). Use it for
+  engine repacks it, and the output ``Model`` artifact is the repacked ``model.tar.gz`` itself (its path is
+  the archive, not a directory), with metadata (size, sha256, decision, method).
+- ``dummy_training_s3``: S3 URIs in, an S3 URI out (``model_s3_uri``, and ``output_model``, a ``Model``
+  artifact whose uri is that object where KFP allows it). The model never enters the pod: the engine streams it
+  from S3 and writes the output with a multipart upload (server-side copies for the unchanged prefix). Use it for
   models too large for the pod's disk.
 
 The component functions are thin: imports inside, then a call into ``dummy_training.kfp.runtime``, which the
@@ -21,13 +22,14 @@ from kfp import dsl
 from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
 from dummy_training import contract
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 
 #: Name of the native component's output artifact (see the module docstring for why it is not "model").
 OUTPUT_ARTIFACT = contract.OUTPUT_MODEL
 
 
 # ------------------------------------------------------------------------------------------ components
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def dummy_training(
     model: Input[Model],
@@ -46,7 +48,7 @@ def dummy_training(
         model: The pretrained model.tar.gz (a file, or a directory holding model.tar.gz).
         hyperparameters: hyperparameters.json to inject when the archive has none (a file, or a directory holding it).
         hyperparameters_json: Hyperparameters to inject, as an inline JSON object; used when no file is given.
-        output_model: Directory holding the repacked model.tar.gz; metadata: size, sha256, decision, method.
+        output_model: The repacked model.tar.gz itself (not a directory); metadata: size, sha256, decision, method.
         report: What was decided and why, the inputs, the members, the bytes and the time, as Markdown.
         metrics: Sizes, members, seconds and bytes, for comparing runs.
     """
@@ -58,11 +60,13 @@ def dummy_training(
     )
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def dummy_training_s3(
     model: str,
     output_uri: str,
     model_s3_uri: dsl.OutputPath(str),
+    output_model: Output[Model],
     report: Output[Markdown],
     metrics: Output[Metrics],
     hyperparameters: str = "",
@@ -80,12 +84,14 @@ def dummy_training_s3(
         hyperparameters_json: Hyperparameters to inject, as an inline JSON object; empty for none.
         endpoint_url: S3-compatible endpoint URL (e.g. MinIO); empty for AWS (or AWS_ENDPOINT_URL_S3).
         model_s3_uri: s3:// URI of the written model.tar.gz.
+        output_model: The written model.tar.gz as a Model artifact (uri = its S3 object where KFP allows it).
         report: What was decided and why, the inputs, the members, the bytes and the time, as Markdown.
         metrics: Sizes, members, seconds and bytes uploaded, for comparing runs.
     """
     from dummy_training.kfp.runtime import repack_s3
 
-    uri = repack_s3(model, hyperparameters, hyperparameters_json, output_uri, endpoint_url, report, metrics)
+    uri = repack_s3(model, hyperparameters, hyperparameters_json, output_uri, endpoint_url, report, metrics,
+                    output_model=output_model)
     with open(model_s3_uri, "w") as fh:
         fh.write(uri)
 

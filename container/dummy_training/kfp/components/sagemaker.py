@@ -3,7 +3,8 @@
 The component runs in a small pod (``SMALL_RESOURCES``): it stages the model to S3 (unless it is already there),
 creates or re-attaches to the Processing job running our image with ``dummy-training repack``, streams the job's
 CloudWatch logs into the pod log, stops the job when the task is cancelled, and delivers the repacked model into
-``output_model`` (downloaded, or left in S3 with ``download_model=False``). The logic is
+``output_model``, which is the archive itself (downloaded, or with ``download_model=False`` left in S3, the
+artifact's uri then being the model.tar.gz object). The logic is
 ``dummy_training.sagemaker.launcher``; the function here is thin.
 
 Job names: pass ``kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER`` and ``kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER``
@@ -19,10 +20,11 @@ from typing import Any, NamedTuple
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def sagemaker_dummy_training(
     model: Input[Model],
@@ -62,7 +64,7 @@ def sagemaker_dummy_training(
     Args:
         model: The pretrained model.tar.gz: an s3:// artifact is used in place, a local one is staged to S3.
         role_arn: IAM role the Processing job runs with (S3 read/write on the prefixes, ECR pull, CloudWatch Logs).
-        image_uri: The dummy-training image in ECR.
+        image_uri: The image the job runs (ECR): staged jobs need the <version>-root variant; s3_direct: either.
         s3_prefix: s3:// prefix for staged inputs (<prefix>/<job>/input/) and, by default, the output.
         hyperparameters: hyperparameters.json to inject when the archive has none (s3:// artifact or local file).
         hyperparameters_json: Hyperparameters to inject as an inline JSON object; give this or hyperparameters.
@@ -86,9 +88,9 @@ def sagemaker_dummy_training(
         kfp_run_id: The KFP run id (dsl.PIPELINE_JOB_ID_PLACEHOLDER), for the derived job name.
         kfp_task_id: The KFP task id (dsl.PIPELINE_TASK_ID_PLACEHOLDER), for the derived job name.
         s3_direct: The job repacks S3 to S3 with its role: no inputs copied to the volume, no size limit.
-        download_model: Download the repacked model into output_model; false leaves it in S3 (uri = S3 URI).
+        download_model: Download the repacked model into output_model; false leaves it in S3 (uri = its S3 object).
         timeout_seconds: Stop the job when it has not ended after this long; 0 for max_runtime_seconds + 1800.
-        output_model: The repacked model (directory holding model.tar.gz); metadata: model_s3_uri, job_name, job_arn.
+        output_model: The repacked model.tar.gz itself (its S3 object if not downloaded); size, sha256, decision.
         report: The job as Markdown (name, ARN, status, billable seconds, links), then the job's own repack report.
         metrics: Seconds, job and billable seconds, and the job's repack figures (members, bytes), for comparing runs.
 

@@ -15,7 +15,7 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl import Input, Model
 
-from dummy_training.kfp.components import IMAGE
+from dummy_training.kfp.components import IMAGE, runs_in_image
 from dummy_training.kfp.components.native import dummy_training, dummy_training_s3
 from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configure
 
@@ -23,12 +23,13 @@ from dummy_training.kfp.components.task_settings import SMALL_RESOURCES, configu
 KNOWN_BACKENDS = ("kubernetes", "sagemaker", "ack")
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def check_model_op(model: Input[Model]) -> str:
     """Check a repacked model the way a packaging step would: open it, read its root hyperparameters.json.
 
     Args:
-        model: The repacked model (model.tar.gz, or a directory holding it).
+        model: The repacked model.tar.gz (the artifact itself; a directory holding model.tar.gz also works).
 
     Returns:
         The archive's hyperparameters as canonical JSON; the task fails when the archive has none.
@@ -38,6 +39,7 @@ def check_model_op(model: Input[Model]) -> str:
     return check_model(model.path)
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def check_s3_model_op(model_s3_uri: str, endpoint_url: str = "") -> str:
     """Check a repacked model in S3 the way a packaging step would, streaming it (nothing downloaded to disk).
@@ -54,6 +56,7 @@ def check_s3_model_op(model_s3_uri: str, endpoint_url: str = "") -> str:
     return check_s3_model(model_s3_uri, endpoint_url)
 
 
+@runs_in_image
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def unknown_backend_op(backend: str, known: str):
     """Fail the run: ``backend`` has no branch in this pipeline.
