@@ -17,7 +17,7 @@ COMPONENT_YAMLS = sorted((REPO / "components").glob("*/component.yaml"))
 REPORTED = {contract.OUTPUT_REPORT, contract.OUTPUT_METRICS}
 EXPECTED_OUTPUTS = {
     "dummy_training": {contract.OUTPUT_MODEL, *REPORTED},
-    "dummy_training_s3": {contract.OUTPUT_MODEL_S3_URI, *REPORTED},
+    "dummy_training_s3": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, *REPORTED},
     "sagemaker_dummy_training": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN,
                                  *REPORTED},
     "ack_dummy_training": {contract.OUTPUT_MODEL, contract.OUTPUT_MODEL_S3_URI, contract.OUTPUT_JOB_ARN, *REPORTED},

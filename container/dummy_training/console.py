@@ -68,7 +68,7 @@ def print_error(exc: BaseException | str) -> None:
 EXIT_CODE_FILE_ENV = "DUMMY_TRAINING_EXIT_CODE_FILE"
 
 
-def fail(exc: BaseException, code: int) -> NoReturn:
+def fail(exc: BaseException | str, code: int) -> NoReturn:
     """End a KFP task the way the CLI ends: one line on stderr, the CLI's exit code."""
     print_error(exc)
     record = os.environ.get(EXIT_CODE_FILE_ENV)

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from dummy_training import __version__, aws, contract
 from dummy_training.ack import launcher as ack_launcher
-from dummy_training.console import fail, install_signal_handlers, print_error, setup_logging
+from dummy_training.console import fail, install_signal_handlers, setup_logging
 from dummy_training.ends.local_file import sha256_file
 from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
@@ -72,8 +72,7 @@ def component_message(text: str, inputs: Iterable[str]) -> str:
 
 def fail_component(exc: BaseException, code: int, inputs: Iterable[str]) -> NoReturn:
     """``console.fail`` with the message in the component's terms (``component_message``)."""
-    print_error(component_message(str(exc), inputs))
-    raise SystemExit(code) from None
+    fail(component_message(str(exc), inputs), code)
 
 
 def write_outputs(report: Any, metrics: Any, text: str, figures: Mapping[str, float]) -> None:
