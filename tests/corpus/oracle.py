@@ -6,8 +6,9 @@ Member rows are ``Row(name, type, size, link, offset)`` in the engine's vocabula
 - libarchive (the ``libarchive-c`` binding over Debian's libarchive13; ``archive_read_header_position``).
 
 Normalisation, the same on every side (``norm``): names and link targets as bytes (``os.fsencode``: a name that
-is not UTF-8 compares by its bytes), repeated ``/`` collapsed, leading ``./`` runs removed, a trailing ``/``
-removed, and the root itself (``./``, ``.``) as ``.``. Symlink targets are compared as stored (an extractor
+is not UTF-8 compares by its bytes), empty and ``.`` components dropped wherever they are (repeated ``/``,
+leading ``./`` runs, ``a/./b``, a trailing ``/`` or ``/.``), a leading ``/`` kept, and the root itself (``./``,
+``.``) as ``.`` -- the path an extractor writes to. Symlink targets are compared as stored (an extractor
 writes them verbatim); hard-link targets are normalised like names (an extractor resolves them like names).
 Sizes are compared for regular files only (a sparse file's: its real size, as both readers give it); the size
 field of a link or directory carries no data.
@@ -27,7 +28,6 @@ import ctypes
 import gzip
 import hashlib
 import os
-import re
 import stat
 import tarfile
 import zlib
@@ -53,11 +53,9 @@ class Row:
 
 def norm(name: str | bytes | None) -> bytes:
     raw = os.fsencode(name or "")
-    raw = re.sub(rb"/+", b"/", raw)
-    while raw.startswith(b"./"):
-        raw = raw[2:]
-    raw = raw.rstrip(b"/") if raw != b"/" else raw
-    return raw if raw not in (b"", b".") else b"."
+    parts = [p for p in raw.split(b"/") if p not in (b"", b".")]
+    out = (b"/" if raw.startswith(b"/") else b"") + b"/".join(parts)
+    return out or b"."
 
 
 def _row(name: str | bytes, kind: str, size: int | None, link: str | bytes | None, offset: int) -> Row:

@@ -161,8 +161,10 @@ def check_tar(tar: bytes, pieces: bytes = b"") -> None:
         # ustar: the engine lists their name and judges tarfile's too (root decision, escapes); compare the rest
         for k, (mine, info) in enumerate(zip(engine, infos, strict=True)):
             own = info.offset_data - 512
+            prefix, raw_name = tar[own + 345 : own + 500].split(b"\0")[0], tar[own : own + 100].split(b"\0")[0]
+            joined = norm(prefix + b"/" + raw_name)
             if (mine.name != theirs[k].name and tar[own + 257 : own + 263] != b"ustar\0" and tar[own + 345]
-                    and theirs[k].name.endswith(b"/" + mine.name)):
+                    and theirs[k].name == joined):
                 STATS["tarfile reads a non-POSIX header's bytes 345.. as a prefix"] += 1
                 engine[k] = theirs[k].__class__(theirs[k].name, *list(mine.__dict__.values())[1:])
     if len(engine) == len(theirs) and all(
