@@ -1,0 +1,249 @@
+"""The Kubeflow Pipelines API server on 127.0.0.1, as a standalone KFP install runs it, for the peers tier.
+
+Plain Python, no pytest (tests/peers/conftest_kfp.py wraps it in fixtures). What runs, each on a free loopback
+port and stopped at the end:
+
+- PostgreSQL from Debian's package (``initdb`` in a temporary directory; run as the ``postgres`` user when this
+  process is root, since postgres refuses to run as root), the API server's ``pgx`` driver;
+- moto's ThreadedMotoServer as the object store (the API server's minio client, path style; it makes its bucket);
+- the control plane of tests/peers/control_plane.py (etcd + kube-apiserver) with Argo's Workflow CRD and KFP's
+  ScheduledWorkflow CRD installed from the Go modules' own files (the versions tests/peers/go/kfp/go.mod
+  resolves), the ``kubeflow`` namespace and its ``pipeline-runner`` ServiceAccount;
+- ``kfp-apiserver`` (built by tests/peers/go/kfp/build.sh) with ``POD_NAMESPACE=kubeflow``, a ``config.json``
+  naming the database and the object store, the admin kubeconfig, ``--httpPortFlag``/``--rpcPortFlag`` on
+  127.0.0.1.
+
+No Argo workflow controller, no ML Metadata server, no kubelet: a run's Workflow is created and stays as the
+API server wrote it, which is what the tier reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from control_plane import ControlPlane, PeerError, Process, binary, free_port, go_module_dir, wait_until
+
+NAMESPACE = "kubeflow"
+RUNNER_SA = "pipeline-runner"
+BUCKET = "mlpipeline"
+KFP_MODULE = "github.com/kubeflow/pipelines"
+ARGO_MODULE = "github.com/argoproj/argo-workflows/v3"
+START_TIMEOUT = 120.0
+
+
+def crd_files() -> list[Path]:
+    """Argo's Workflow CRD (the ``minimal`` CRDs, the ones KFP's manifests install) and KFP's ScheduledWorkflow
+    CRD, from the module cache at the versions tests/peers/go/kfp/go.mod resolves."""
+    argo = go_module_dir("kfp", ARGO_MODULE)
+    kfp = go_module_dir("kfp", KFP_MODULE)
+    files = [argo / "manifests/base/crds/minimal/argoproj.io_workflows.yaml",
+             kfp / "backend/src/crd/install/manifests/scheduledworkflow-crd.yaml"]
+    for path in files:
+        if not path.is_file():
+            raise PeerError(f"{path} is missing from the module cache")
+    return files
+
+
+def postgres_bin_dir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
+    if not found:
+        raise PeerError("PostgreSQL's server is missing: run `.ci/peers.sh build` (it installs Debian's "
+                        "postgresql as root) or `apt-get install postgresql`")
+    return found[-1].parent
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL server: superuser ``user`` (trust auth on loopback), on 127.0.0.1:``port`` and a
+    unix socket in its own directory."""
+
+    user: str = "kfp"
+    port: int = 0
+    workdir: Path | None = None
+    process: Process | None = None
+
+    def start(self) -> None:
+        bindir = postgres_bin_dir()
+        # Not under pytest's tmp_path: that is 0700 root, and the server runs as ``postgres`` when we are root.
+        self.workdir = Path(tempfile.mkdtemp(prefix="kfp-peer-pg-"))
+        run_as: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.workdir, pw.pw_uid, pw.pw_gid)
+            run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        data = self.workdir / "data"
+        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8",
+                        "--no-sync"], check=True, capture_output=True, cwd=self.workdir, **run_as)
+        self.port = free_port()
+        log = self.workdir / "postgres.log"
+        argv = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
+                "-k", str(self.workdir), "-c", "fsync=off", "-c", "full_page_writes=off"]
+        self.process = _RunAs(name="postgres", argv=argv, log=log, run_as=run_as, cwd=self.workdir)
+        self.process.start()
+        wait_until(self.ready, START_TIMEOUT, "postgres accepting connections", self.process)
+
+    def ready(self) -> bool:
+        out = subprocess.run([str(postgres_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                             capture_output=True)
+        return out.returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class _RunAs(Process):
+    """A Process started as another user (``run_as``: Popen's user/group/extra_groups) in ``cwd``."""
+
+    run_as: dict[str, Any] = field(default_factory=dict)
+    cwd: Path | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env=dict(self.env) if self.env is not None else None, cwd=self.cwd,
+                                          **self.run_as)
+
+
+@dataclass
+class KfpServer:
+    """The API server and what it needs; ``.url`` is its HTTP endpoint (what ``kfp --endpoint`` and
+    ``kfp.Client(host=...)`` take). ``control_plane`` must be running."""
+
+    control_plane: ControlPlane
+    workdir: Path
+    postgres: Postgres = field(default_factory=Postgres)
+    moto: Any = None
+    moto_port: int = 0
+    http_port: int = 0
+    rpc_port: int = 0
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def start(self) -> None:
+        try:
+            self._install_cluster_side()
+            self.postgres.start()
+            self._start_moto()
+            self._start_apiserver()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self.moto is not None:
+            self.moto.stop()
+            self.moto = None
+        self.postgres.stop()
+
+    # ------------------------------------------------------------------------------------------------ parts
+    def _install_cluster_side(self) -> None:
+        cp = self.control_plane
+        cp.apply_files(crd_files())
+        cp.create_namespace(NAMESPACE)
+        cp.apply({"apiVersion": "v1", "kind": "ServiceAccount",
+                  "metadata": {"name": RUNNER_SA, "namespace": NAMESPACE}})
+
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.moto_port = free_port()
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto.start()
+
+    def config(self) -> dict[str, Any]:
+        """The API server's config.json (the keys of backend/src/apiserver/config/config.json)."""
+        return {
+            "DBDriverName": "pgx",
+            "DBConfig": {
+                "PostgreSQLConfig": {"DBName": "mlpipeline", "Host": "127.0.0.1", "Port": self.postgres.port,
+                                     "User": self.postgres.user},
+                "ConMaxLifeTime": "120s",
+            },
+            "ObjectStoreConfig": {
+                "Host": "127.0.0.1", "Port": str(self.moto_port), "Secure": "false", "Region": "us-east-1",
+                "AccessKey": "testing", "SecretAccessKey": "testing",
+                "BucketName": BUCKET, "PipelinePath": "pipelines",
+            },
+            "InitConnectionTimeout": "30s",
+            "DEFAULTPIPELINERUNNERSERVICEACCOUNT": RUNNER_SA,
+            "CacheEnabled": "true",
+            "CRON_SCHEDULE_TIMEZONE": "UTC",
+            "CACHE_IMAGE": "ghcr.io/containerd/busybox",
+            "CACHE_NODE_RESTRICTIONS": "false",
+        }
+
+    def _start_apiserver(self) -> None:
+        conf_dir = self.workdir / "config"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        (conf_dir / "config.json").write_text(json.dumps(self.config(), indent=2))
+        # The ScheduledWorkflow client reads $HOME/.kube/config first, everything else KUBECONFIG.
+        home = self.workdir / "home"
+        (home / ".kube").mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.control_plane.kubeconfig, home / ".kube" / "config")
+        self.http_port, self.rpc_port = free_port(), free_port()
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "KUBECONFIG": str(self.control_plane.kubeconfig),
+            "POD_NAMESPACE": NAMESPACE,
+            # the minio client's own credential chain is not consulted with static keys, but keep it local
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        self.process = Process("kfp-apiserver", [
+            str(binary("kfp-apiserver")), f"--config={conf_dir}",
+            f"--httpPortFlag=127.0.0.1:{self.http_port}", f"--rpcPortFlag=127.0.0.1:{self.rpc_port}",
+            "--logtostderr=true",
+        ], self.workdir / "kfp-apiserver.log", env=env)
+        self.process.start()
+        wait_until(self.healthy, START_TIMEOUT, "kfp-apiserver /apis/v2beta1/healthz", self.process, interval=0.5)
+
+    def healthy(self) -> bool:
+        with urllib.request.urlopen(f"{self.url}/apis/v2beta1/healthz", timeout=5) as resp:
+            return resp.status == 200
+
+    def log_tail(self, lines: int = 40) -> str:
+        return self.process.tail(lines) if self.process is not None else ""
+
+    # --------------------------------------------------------------------------------------------- reading
+    def workflows(self) -> list[dict[str, Any]]:
+        """Every Argo Workflow in the ``kubeflow`` namespace, as the kube-apiserver stores it."""
+        raw = self.control_plane.get_raw(f"/apis/argoproj.io/v1alpha1/namespaces/{NAMESPACE}/workflows")
+        return list(json.loads(raw)["items"])
+
+    def workflow_of_run(self, run_id: str) -> dict[str, Any]:
+        """The Workflow the API server created for run ``run_id`` (label ``pipeline/runid``)."""
+        for wf in self.workflows():
+            if wf["metadata"].get("labels", {}).get("pipeline/runid") == run_id:
+                return wf
+        raise LookupError(f"no Workflow labelled pipeline/runid={run_id}")
+
+
+@contextmanager
+def running(control_plane: ControlPlane, workdir: Path) -> Iterator[KfpServer]:
+    server = KfpServer(control_plane, workdir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
