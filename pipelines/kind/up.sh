@@ -10,13 +10,17 @@
 # (`pip install -e ".[kfp]"`, for the kfp CLI, boto3 and the example model). About 4 CPUs / 8 GB for KFP.
 #
 #   pipelines/kind/up.sh              # everything: cluster, KFP, image, upload, one run (inject case)
-#   KFP_VERSION=2.14.3 CLUSTER=dt pipelines/kind/up.sh
+#   KFP_VERSION=2.17.0 CLUSTER=dt pipelines/kind/up.sh
 #   pipelines/kind/up.sh --down       # delete the cluster
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER="${CLUSTER:-dummy-training}"
-KFP_VERSION="${KFP_VERSION:-2.14.3}"          # KFP backend release (manifests tag)
+KFP_VERSION="${KFP_VERSION:-2.17.0}"          # KFP backend release (manifests tag); >= 2.15.0: see below
+# The backend release of kfp SDK 2.17. Our tasks take AWS keys from a secret with `optional: true`
+# (kfp-kubernetes >= 2.15); a 2.14.x API server refuses every run of our pipelines at run creation
+# (its KubernetesExecutorConfig has no such field: "failed to unmarshal kubernetes config: ... unknown field
+# \"optional\"").
 NAMESPACE=kubeflow
 UI_PORT="${UI_PORT:-8080}"
 MINIO_PORT="${MINIO_PORT:-9000}"

@@ -1,15 +1,16 @@
 """The Kubeflow Pipelines API server on 127.0.0.1, as a standalone KFP install runs it, for the peers tier.
 
-Plain Python, no pytest (tests/peers/conftest_kfp.py wraps it in fixtures). What runs, each on a free loopback
+Plain Python, no pytest (tests/peers/test_kfp_server.py wraps it in fixtures). What runs, each on a free loopback
 port and stopped at the end:
 
 - PostgreSQL from Debian's package (``initdb`` in a temporary directory; run as the ``postgres`` user when this
   process is root, since postgres refuses to run as root), the API server's ``pgx`` driver;
-- moto's ThreadedMotoServer as the object store (the API server's minio client, path style; it makes its bucket);
+- moto's ThreadedMotoServer as the object store (S3 on loopback, path style; the API server makes its bucket);
 - the control plane of tests/peers/control_plane.py (etcd + kube-apiserver) with Argo's Workflow CRD and KFP's
-  ScheduledWorkflow CRD installed from the Go modules' own files (the versions tests/peers/go/kfp/go.mod
-  resolves), the ``kubeflow`` namespace and its ``pipeline-runner`` ServiceAccount;
-- ``kfp-apiserver`` (built by tests/peers/go/kfp/build.sh) with ``POD_NAMESPACE=kubeflow``, a ``config.json``
+  ScheduledWorkflow CRD installed from their own sources (Argo's module at the version ``go version -m
+  kfp-apiserver`` names; KFP's module, or ``$KFP_SOURCE_DIR`` for a binary built from a checkout), the
+  ``kubeflow`` namespace and its ``pipeline-runner`` ServiceAccount;
+- ``$DUMMY_TRAINING_PEERS/bin/kfp-apiserver`` with ``POD_NAMESPACE=kubeflow``, a ``config.json``
   naming the database and the object store, the admin kubeconfig, ``--httpPortFlag``/``--rpcPortFlag`` on
   127.0.0.1.
 
@@ -32,26 +33,65 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from control_plane import ControlPlane, PeerError, Process, binary, free_port, go_module_dir, wait_until
+from control_plane import ControlPlane, PeerError, Process, binary, free_port, wait_until
 
 NAMESPACE = "kubeflow"
 RUNNER_SA = "pipeline-runner"
 BUCKET = "mlpipeline"
 KFP_MODULE = "github.com/kubeflow/pipelines"
-ARGO_MODULE = "github.com/argoproj/argo-workflows/v3"
+ARGO_MODULE = "github.com/argoproj/argo-workflows/v"
 START_TIMEOUT = 120.0
 
 
+def binary_modules(path: Path) -> dict[str, str]:
+    """The modules a Go binary was built from (``go version -m``): path -> version, the main module included
+    (``(devel)`` when it was built from a checkout rather than a module version)."""
+    out = subprocess.run(["go", "version", "-m", str(path)], check=True, capture_output=True, text=True).stdout
+    mods = {}
+    for line in out.splitlines():
+        parts = line.strip().split("\t")
+        if parts[0] in ("mod", "dep") and len(parts) >= 3:
+            mods[parts[1]] = parts[2]
+        elif parts[0] == "=>" and len(parts) >= 3:  # a replace: the replacement's version
+            mods[list(mods)[-1]] = parts[2]
+    return mods
+
+
+def module_dir(module: str, version: str) -> Path:
+    """The directory of ``module@version`` in the Go module cache (``go mod download -json``)."""
+    info = json.loads(subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True,
+                                     text=True, cwd=tempfile.gettempdir()).stdout)
+    if info.get("Error") or not info.get("Dir"):
+        raise PeerError(f"go mod download {module}@{version}: {info.get('Error')}")
+    return Path(info["Dir"])
+
+
+def kfp_source_dir(mods: dict[str, str]) -> Path:
+    """KFP's source tree the API server was built from: the module cache's copy of its version, or
+    ``$KFP_SOURCE_DIR`` for a binary built from a checkout."""
+    if os.environ.get("KFP_SOURCE_DIR"):
+        return Path(os.environ["KFP_SOURCE_DIR"])
+    version = mods.get(KFP_MODULE, "")
+    if not version.startswith("v"):
+        raise PeerError(f"kfp-apiserver was built from a checkout ({KFP_MODULE} {version or '?'}): set "
+                        "KFP_SOURCE_DIR to that checkout (its CRDs are installed from there)")
+    return module_dir(KFP_MODULE, version)
+
+
 def crd_files() -> list[Path]:
-    """Argo's Workflow CRD (the ``minimal`` CRDs, the ones KFP's manifests install) and KFP's ScheduledWorkflow
-    CRD, from the module cache at the versions tests/peers/go/kfp/go.mod resolves."""
-    argo = go_module_dir("kfp", ARGO_MODULE)
-    kfp = go_module_dir("kfp", KFP_MODULE)
+    """Argo's Workflow CRD (the ``minimal`` CRDs, the ones KFP's manifests install) at the Argo version the API
+    server was built with, and KFP's ScheduledWorkflow CRD from the API server's own source."""
+    mods = binary_modules(binary("kfp-apiserver"))
+    argo_module = next((m for m in mods if m.startswith(ARGO_MODULE)), None)
+    if argo_module is None:
+        raise PeerError(f"kfp-apiserver names no {ARGO_MODULE}* module")
+    argo = module_dir(argo_module, mods[argo_module])
+    kfp = kfp_source_dir(mods)
     files = [argo / "manifests/base/crds/minimal/argoproj.io_workflows.yaml",
              kfp / "backend/src/crd/install/manifests/scheduledworkflow-crd.yaml"]
     for path in files:
         if not path.is_file():
-            raise PeerError(f"{path} is missing from the module cache")
+            raise PeerError(f"{path} is missing")
     return files
 
 
