@@ -11,8 +11,8 @@ port and stopped at the end:
   kfp-apiserver`` names; KFP's module, or ``$KFP_SOURCE_DIR`` for a binary built from a checkout), the
   ``kubeflow`` namespace and its ``pipeline-runner`` ServiceAccount;
 - ``$DUMMY_TRAINING_PEERS/bin/kfp-apiserver`` with ``POD_NAMESPACE=kubeflow``, a ``config.json``
-  naming the database and the object store, the admin kubeconfig, ``--httpPortFlag``/``--rpcPortFlag`` on
-  127.0.0.1.
+  naming the database and the object store, the admin kubeconfig, ``--httpPortFlag`` on 127.0.0.1
+  (``--rpcPortFlag`` cannot name a host: see ``_start_apiserver``).
 
 No Argo workflow controller, no ML Metadata server, no kubelet: a run's Workflow is created and stays as the
 API server wrote it, which is what the tier reads back.
@@ -80,7 +80,8 @@ def kfp_source_dir(mods: dict[str, str]) -> Path:
 
 def crd_files() -> list[Path]:
     """Argo's Workflow CRD (the ``minimal`` CRDs, the ones KFP's manifests install) at the Argo version the API
-    server was built with, and KFP's ScheduledWorkflow CRD from the API server's own source."""
+    server was built with, and KFP's ScheduledWorkflow CRD as KFP's manifests install it (from the API server's
+    own source)."""
     mods = binary_modules(binary("kfp-apiserver"))
     argo_module = next((m for m in mods if m.startswith(ARGO_MODULE)), None)
     if argo_module is None:
@@ -88,7 +89,7 @@ def crd_files() -> list[Path]:
     argo = module_dir(argo_module, mods[argo_module])
     kfp = kfp_source_dir(mods)
     files = [argo / "manifests/base/crds/minimal/argoproj.io_workflows.yaml",
-             kfp / "backend/src/crd/install/manifests/scheduledworkflow-crd.yaml"]
+             kfp / "manifests/kustomize/base/pipeline/cluster-scoped/scheduled-workflow-crd.yaml"]
     for path in files:
         if not path.is_file():
             raise PeerError(f"{path} is missing")
@@ -146,6 +147,55 @@ class Postgres:
 
 
 @dataclass
+class MariaDB:
+    """A throw-away MariaDB server (Debian's ``mariadb-server``), KFP's default database (MySQL protocol), on
+    127.0.0.1:``port`` and a unix socket in its own directory; ``--skip-grant-tables``: any user, no password.
+    Run as the ``mysql`` user when this process is root (``mariadbd --user``)."""
+
+    user: str = "root"
+    port: int = 0
+    workdir: Path | None = None
+    process: Process | None = None
+
+    def start(self) -> None:
+        mariadbd = Path("/usr/sbin/mariadbd")
+        if not mariadbd.exists():
+            raise PeerError("MariaDB's server is missing: `apt-get install mariadb-server` (as root)")
+        self.workdir = Path(tempfile.mkdtemp(prefix="kfp-peer-mariadb-"))
+        data = self.workdir / "data"
+        data.mkdir()
+        as_user: list[str] = []
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("mysql")
+            for path in (self.workdir, data):
+                os.chown(path, pw.pw_uid, pw.pw_gid)
+            as_user = ["--user=mysql"]
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={data}", *as_user,
+                        "--auth-root-authentication-method=normal", "--skip-test-db"],
+                       check=True, capture_output=True, cwd=self.workdir)
+        self.port = free_port()
+        self.process = Process("mariadbd", [
+            str(mariadbd), "--no-defaults", f"--datadir={data}", *as_user, "--bind-address=127.0.0.1",
+            f"--port={self.port}", f"--socket={self.workdir / 'mysqld.sock'}", f"--pid-file={self.workdir / 'pid'}",
+            "--skip-grant-tables", "--skip-name-resolve", "--innodb-flush-log-at-trx-commit=0",
+            "--log-error=" + str(self.workdir / "error.log"),
+        ], self.workdir / "mariadbd.log")
+        self.process.start()
+        wait_until(self.ready, START_TIMEOUT, "mariadbd accepting connections", self.process)
+
+    def ready(self) -> bool:
+        out = subprocess.run(["mariadb-admin", "--no-defaults", "-h", "127.0.0.1", "-P", str(self.port), "-u",
+                              self.user, "ping"], capture_output=True)
+        return out.returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
 class _RunAs(Process):
     """A Process started as another user (``run_as``: Popen's user/group/extra_groups) in ``cwd``."""
 
@@ -167,7 +217,7 @@ class KfpServer:
 
     control_plane: ControlPlane
     workdir: Path
-    postgres: Postgres = field(default_factory=Postgres)
+    database: MariaDB = field(default_factory=MariaDB)
     moto: Any = None
     moto_port: int = 0
     http_port: int = 0
@@ -181,7 +231,7 @@ class KfpServer:
     def start(self) -> None:
         try:
             self._install_cluster_side()
-            self.postgres.start()
+            self.database.start()
             self._start_moto()
             self._start_apiserver()
         except BaseException:
@@ -194,7 +244,7 @@ class KfpServer:
         if self.moto is not None:
             self.moto.stop()
             self.moto = None
-        self.postgres.stop()
+        self.database.stop()
 
     # ------------------------------------------------------------------------------------------------ parts
     def _install_cluster_side(self) -> None:
@@ -214,10 +264,10 @@ class KfpServer:
     def config(self) -> dict[str, Any]:
         """The API server's config.json (the keys of backend/src/apiserver/config/config.json)."""
         return {
-            "DBDriverName": "pgx",
+            "DBDriverName": "mysql",
             "DBConfig": {
-                "PostgreSQLConfig": {"DBName": "mlpipeline", "Host": "127.0.0.1", "Port": self.postgres.port,
-                                     "User": self.postgres.user},
+                "MySQLConfig": {"DBName": "mlpipeline", "Host": "127.0.0.1", "Port": str(self.database.port),
+                                "User": self.database.user, "Password": "", "GroupConcatMaxLen": "4194304"},
                 "ConMaxLifeTime": "120s",
             },
             "ObjectStoreConfig": {
@@ -249,10 +299,16 @@ class KfpServer:
             "POD_NAMESPACE": NAMESPACE,
             # the minio client's own credential chain is not consulted with static keys, but keep it local
             "AWS_EC2_METADATA_DISABLED": "true",
+            # required at start (a Kubernetes service's env); no visualization server runs here
+            "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_HOST": "127.0.0.1",
+            "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_PORT": str(free_port()),
         }
         self.process = Process("kfp-apiserver", [
             str(binary("kfp-apiserver")), f"--config={conf_dir}",
-            f"--httpPortFlag=127.0.0.1:{self.http_port}", f"--rpcPortFlag=127.0.0.1:{self.rpc_port}",
+            # The HTTP gateway dials the gRPC server at "localhost" + rpcPortFlag (main.go), so the flag can only be
+            # ":PORT" (a host in it gives "localhost127.0.0.1:PORT": "name resolver error: produced zero
+            # addresses", 503 on every gRPC-backed call): the gRPC port listens on every interface.
+            f"--httpPortFlag=127.0.0.1:{self.http_port}", f"--rpcPortFlag=:{self.rpc_port}",
             "--logtostderr=true",
         ], self.workdir / "kfp-apiserver.log", env=env)
         self.process.start()

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dummy_training.kfp.components import default_image
+from dummy_training.kfp.components import DEFAULT_IMAGE
 from dummy_training.kfp.components import task_settings as ts
 
 pytestmark = pytest.mark.kfp_server
@@ -31,6 +31,10 @@ PARALLEL_YAML = REPO / "pipelines" / "dummy_training_parallel_pipeline.yaml"
 PIPELINE_NAME = "dummy-training-pipeline"
 PARALLEL_NAME = "dummy-training-parallel-pipeline"
 BACKENDS = ("kubernetes", "sagemaker", "ack")
+#: ``kfp run create`` parses each ``key=value`` as JSON first: a JSON object for our string parameter
+#: ``hyperparameters_json`` must be given as a JSON *string* (quoted), else the server refuses the run.
+HYPERPARAMETERS = {"epochs": 3}
+HYPERPARAMETERS_ARG = json.dumps(json.dumps(HYPERPARAMETERS))
 
 
 # ------------------------------------------------------------------------------------------------- fixtures
@@ -107,9 +111,17 @@ def task_arg(task: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def version_ids(server: Any, pipeline_id: str) -> dict[str, str]:
+    """``kfp pipeline list-versions``: version name -> id."""
+    text = kfp(server, "pipeline", "list-versions", pipeline_id).stdout
+    return {v["display_name"]: v["pipeline_version_id"] for v in json.loads(text[text.index("["):])}
+
+
 def create_run(server: Any, pipeline_id: str, name: str, **params: str) -> tuple[str, dict[str, Any]]:
-    """``kfp run create`` of ``pipeline_id`` (its default version) with ``params``: (run id, its Workflow)."""
-    out = kfp(server, "run", "create", "-e", "dummy-training-peers", "-r", name, "-p", pipeline_id,
+    """``kfp run create`` of ``pipeline_id`` (its first version: kfp 2.17's CLI needs ``-v`` with ``-p``) with
+    ``params``: (run id, its Workflow)."""
+    version = next(iter(version_ids(server, pipeline_id).values()))
+    out = kfp(server, "run", "create", "-e", "dummy-training-peers", "-r", name, "-p", pipeline_id, "-v", version,
               *(f"{k}={v}" for k, v in params.items()))
     run_id = json_out(out)["run_id"]
     return run_id, server.workflow_of_run(run_id)
@@ -122,11 +134,12 @@ def test_kfp_pipeline_create_uploads_both_pipelines(uploaded: dict[str, str], cl
         assert got.display_name == name
         versions = client.list_pipeline_versions(pipeline_id).pipeline_versions
         assert len(versions) == 1
-        # the server stores the spec it was given: our root DAG and components, not a rewrite
-        spec = versions[0].pipeline_spec
-        ours = docs(PIPELINE_YAML if name == PIPELINE_NAME else PARALLEL_YAML)[0]
-        assert spec["pipelineInfo"]["name"] == ours["pipelineInfo"]["name"]
-        assert set(spec["components"]) == set(ours["components"])
+        # the server stores both documents it was given (a pipeline spec with a platform spec comes back as
+        # {"pipeline_spec": ..., "platform_spec": ...}), unchanged
+        stored = versions[0].pipeline_spec
+        ours, platform = docs(PIPELINE_YAML if name == PIPELINE_NAME else PARALLEL_YAML)
+        assert stored["pipeline_spec"] == ours
+        assert stored["platform_spec"]["platforms"]["kubernetes"] == platform
 
 
 def test_second_version_uploads(kfp_server: Any, uploaded: dict[str, str], client: Any) -> None:
@@ -155,7 +168,7 @@ def runs(kfp_server: Any, uploaded: dict[str, str]) -> dict[str, dict[str, Any]]
     got = {}
     for backend in BACKENDS:
         _, wf = create_run(kfp_server, uploaded[PIPELINE_NAME], f"peers-{backend}",
-                           model_uri="s3://bucket/model.tar.gz", hyperparameters_json='{"epochs": 3}',
+                           model_uri="s3://bucket/model.tar.gz", hyperparameters_json=HYPERPARAMETERS_ARG,
                            backend=backend, role_arn="arn:aws:iam::123456789012:role/r",
                            image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0",
                            s3_prefix="s3://bucket/out")
@@ -174,6 +187,19 @@ def test_run_carries_its_backend(runs: dict[str, dict[str, Any]], backend: str) 
     params = json.loads(root_runtime[0])["parameterValues"]
     assert params["backend"] == backend
     assert params["model_uri"] == "s3://bucket/model.tar.gz"
+    assert json.loads(params["hyperparameters_json"]) == HYPERPARAMETERS
+
+
+def test_a_json_object_for_a_string_parameter_gives_the_servers_reason(kfp_server: Any,
+                                                                       uploaded: dict[str, str]) -> None:
+    pipeline_id = uploaded[PIPELINE_NAME]
+    version = next(iter(version_ids(kfp_server, pipeline_id).values()))
+    out = kfp(kfp_server, "run", "create", "-e", "dummy-training-peers", "-r", "unquoted", "-p", pipeline_id,
+              "-v", version, "model_uri=s3://bucket/model.tar.gz",
+              f"hyperparameters_json={json.dumps(HYPERPARAMETERS)}",
+              check=False)
+    assert out.returncode != 0
+    assert "input parameter hyperparameters_json requires type string" in out.stdout + out.stderr
 
 
 def test_every_executor_reaches_the_workflow_as_compiled(runs: dict[str, dict[str, Any]]) -> None:
@@ -184,7 +210,7 @@ def test_every_executor_reaches_the_workflow_as_compiled(runs: dict[str, dict[st
     ours = [e["container"] for e in spec["deploymentSpec"]["executors"].values() if "container" in e]
     for container in ours:
         assert container in containers, f"executor with command {container['command'][:2]} not in the Workflow"
-    image = default_image()
+    image = DEFAULT_IMAGE  # the committed YAML is compiled without DUMMY_TRAINING_IMAGE
     for c in containers:
         assert c["image"] == image
         assert c["command"][:2] == ["sh", "-ec"]
@@ -198,12 +224,14 @@ def _resources(container: dict[str, Any]) -> tuple[str, str, str, str]:
 
 def test_cpu_and_memory_requests_and_limits(runs: dict[str, dict[str, Any]]) -> None:
     containers = [i for i in wf_json_arguments(runs["kubernetes"], "implementations-") if "image" in i]
-    repack = ts.REPACK_RESOURCES
-    small = ts.SMALL_RESOURCES
-    allowed = {(repack.cpu_request, repack.cpu_limit, repack.memory_request, repack.memory_limit),
-               (small.cpu_request, small.cpu_limit, small.memory_request, small.memory_limit)}
-    got = {_resources(c) for c in containers}
-    assert got == allowed
+    repack, small = ts.REPACK_RESOURCES, ts.SMALL_RESOURCES
+    expected = {(repack.cpu_request, repack.cpu_limit, repack.memory_request, repack.memory_limit),
+                (small.cpu_request, small.cpu_limit, small.memory_request, small.memory_limit)}
+    got = {_resources(c) for c in containers if "resources" in c}
+    assert got == expected
+    # only the unknown-backend task (it fails at once) has none, as compiled
+    bare = [c for c in containers if "resources" not in c]
+    assert [c["args"][3] for c in bare] == ["unknown_backend_op"]
 
 
 def test_retries_with_backoff(runs: dict[str, dict[str, Any]]) -> None:
@@ -212,7 +240,9 @@ def test_retries_with_backoff(runs: dict[str, dict[str, Any]]) -> None:
     assert retry_templates, "no template with a retryStrategy"
     strategy = retry_templates[0]["retryStrategy"]
     assert "backoff" in strategy
-    executor_tasks = [t for t in dag_tasks(wf) if task_arg(t, "retry-max-count") is not None]
+    # the tasks of our DAGs pass their values; the executor template passes its own inputs on
+    executor_tasks = [t for t in dag_tasks(wf)
+                      if task_arg(t, "retry-max-count") and not str(task_arg(t, "retry-max-count")).startswith("{{")]
     assert executor_tasks
     for t in executor_tasks:
         assert task_arg(t, "retry-max-count") == str(ts.RETRIES)
@@ -256,7 +286,7 @@ def test_parallel_for_fans_out(kfp_server: Any, uploaded: dict[str, str]) -> Non
     spec, _ = docs(PARALLEL_YAML)
     _, wf = create_run(kfp_server, uploaded[PARALLEL_NAME], "peers-parallel",
                        model_uris='["s3://b/a.tar.gz", "s3://b/b.tar.gz", "s3://b/c.tar.gz"]',
-                       hyperparameters_json='{"epochs": 3}')
+                       hyperparameters_json=HYPERPARAMETERS_ARG)
     fan_out = [t for t in dag_tasks(wf) if t.get("withSequence") or t.get("withParam") or t.get("withItems")]
     assert fan_out, "no task of the Workflow iterates"
     assert any("iteration-count" in json.dumps(t) for t in fan_out)
