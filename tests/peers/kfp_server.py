@@ -3,8 +3,10 @@
 Plain Python, no pytest (tests/peers/test_kfp_server.py wraps it in fixtures). What runs, each on a free loopback
 port and stopped at the end:
 
-- PostgreSQL from Debian's package (``initdb`` in a temporary directory; run as the ``postgres`` user when this
-  process is root, since postgres refuses to run as root), the API server's ``pgx`` driver;
+- MariaDB from Debian's ``mariadb-server`` (``mariadb-install-db`` in a temporary directory, run as the ``mysql``
+  user when this process is root), KFP's default database (driver ``mysql``). Not PostgreSQL: KFP 2.17.0's API
+  server with driver ``pgx`` dies at start ("Failed to create default experiment ... column
+  \"defaultexperimentid\" does not exist": its stores query unquoted CamelCase columns that GORM created quoted);
 - moto's ThreadedMotoServer as the object store (S3 on loopback, path style; the API server makes its bucket);
 - the control plane of tests/peers/control_plane.py (etcd + kube-apiserver) with Argo's Workflow CRD and KFP's
   ScheduledWorkflow CRD installed from their own sources (Argo's module at the version ``go version -m
@@ -96,56 +98,6 @@ def crd_files() -> list[Path]:
     return files
 
 
-def postgres_bin_dir() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name))
-    if not found:
-        raise PeerError("PostgreSQL's server is missing: run `.ci/peers.sh build` (it installs Debian's "
-                        "postgresql as root) or `apt-get install postgresql`")
-    return found[-1].parent
-
-
-@dataclass
-class Postgres:
-    """A throw-away PostgreSQL server: superuser ``user`` (trust auth on loopback), on 127.0.0.1:``port`` and a
-    unix socket in its own directory."""
-
-    user: str = "kfp"
-    port: int = 0
-    workdir: Path | None = None
-    process: Process | None = None
-
-    def start(self) -> None:
-        bindir = postgres_bin_dir()
-        # Not under pytest's tmp_path: that is 0700 root, and the server runs as ``postgres`` when we are root.
-        self.workdir = Path(tempfile.mkdtemp(prefix="kfp-peer-pg-"))
-        run_as: dict[str, Any] = {}
-        if os.geteuid() == 0:
-            pw = pwd.getpwnam("postgres")
-            os.chown(self.workdir, pw.pw_uid, pw.pw_gid)
-            run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
-        data = self.workdir / "data"
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", self.user, "--auth=trust", "-E", "UTF8",
-                        "--no-sync"], check=True, capture_output=True, cwd=self.workdir, **run_as)
-        self.port = free_port()
-        log = self.workdir / "postgres.log"
-        argv = [str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1", "-p", str(self.port),
-                "-k", str(self.workdir), "-c", "fsync=off", "-c", "full_page_writes=off"]
-        self.process = _RunAs(name="postgres", argv=argv, log=log, run_as=run_as, cwd=self.workdir)
-        self.process.start()
-        wait_until(self.ready, START_TIMEOUT, "postgres accepting connections", self.process)
-
-    def ready(self) -> bool:
-        out = subprocess.run([str(postgres_bin_dir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
-                             capture_output=True)
-        return out.returncode == 0
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-        if self.workdir is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-
 @dataclass
 class MariaDB:
     """A throw-away MariaDB server (Debian's ``mariadb-server``), KFP's default database (MySQL protocol), on
@@ -193,21 +145,6 @@ class MariaDB:
             self.process.stop()
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-@dataclass
-class _RunAs(Process):
-    """A Process started as another user (``run_as``: Popen's user/group/extra_groups) in ``cwd``."""
-
-    run_as: dict[str, Any] = field(default_factory=dict)
-    cwd: Path | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          env=dict(self.env) if self.env is not None else None, cwd=self.cwd,
-                                          **self.run_as)
 
 
 @dataclass
