@@ -15,6 +15,8 @@ export DUMMY_TRAINING_PEERS=$peers
 started=$SECONDS
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
+# Go is installed in /usr/local/go on the project's machines, on PATH only for login shells: add it here.
+command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "peers.sh: the go command is needed (Go >= 1.25) to build the peers" >&2; exit 3; }
 mkdir -p "$peers/bin"
 for build in tests/peers/go/*/build.sh; do

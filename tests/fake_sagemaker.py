@@ -32,6 +32,12 @@ class FakeSageMaker:
     running_status: str = "InProgress"
     #: plays the job when it is created (e.g. ``PlaySageMaker``); then the job is Completed, or Failed if it raised
     on_create: Callable[[dict[str, Any]], None] | None = None
+    #: play ``on_create`` in a thread after answering (InProgress meanwhile), as SageMaker does; with ``gate``
+    #: set, the thread first waits for the event (a job that runs until the test lets it finish)
+    background: bool = False
+    gate: threading.Event | None = None
+    #: SageMaker's answer to a CreateProcessingJob request it refuses: ``(error code, message)``, or None
+    reject: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,12 +78,19 @@ class FakeSageMaker:
             name = params.get("ProcessingJobName", "")
             job = self.jobs.get(name)
             if op == "CreateProcessingJob":
+                arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name.lower()}"
                 if job:
-                    return 400, {"__type": "ResourceInUse", "message": f"job {name} already exists"}
-                arn = f"arn:aws:sagemaker:us-east-1:123456789012:processing-job/{name}"
+                    return 400, {"__type": "ResourceInUse", "message": "Job name must be unique within an AWS "
+                                 f"account and region, and a job with this name already exists ({arn})"}
+                refused = self.reject(params) if self.reject else None
+                if refused:
+                    return 400, {"__type": refused[0], "message": refused[1]}
                 self.jobs[name] = {**params, "ProcessingJobArn": arn, "ProcessingJobStatus": self.running_status,
                                    "CreationTime": time.time()}
-                if self.on_create:
+                if self.on_create and self.background:
+                    self.jobs[name]["ProcessingStartTime"] = time.time()
+                    threading.Thread(target=self._play, args=(name, params), daemon=True).start()
+                elif self.on_create:
                     self.jobs[name]["ProcessingStartTime"] = time.time()  # the times the report bills
                     try:
                         self.on_create(params)
@@ -87,7 +100,8 @@ class FakeSageMaker:
                     self.jobs[name]["ProcessingEndTime"] = time.time()
                 return 200, {"ProcessingJobArn": arn}
             if not job:
-                return 400, {"__type": "ValidationException", "message": f"Could not find requested job {name}"}
+                return 400, {"__type": "ValidationException",
+                             "message": f"Could not find requested job with name {name}"}
             if op == "DescribeProcessingJob":
                 if self.throttle_describes > 0:
                     self.throttle_describes -= 1
@@ -97,9 +111,27 @@ class FakeSageMaker:
                     job["ProcessingJobStatus"] = "Stopped"
                 return 200, out
             if op == "StopProcessingJob":
+                if job["ProcessingJobStatus"] not in ("InProgress", "Stopping"):
+                    return 400, {"__type": "ValidationException", "message": "The request was rejected because "
+                                 f"the processing job is in status {job['ProcessingJobStatus']}."}
                 job["ProcessingJobStatus"] = "Stopping"
                 return 200, {}
             return 400, {"__type": "InvalidAction", "message": op}
+
+
+    def _play(self, name: str, params: dict[str, Any]) -> None:
+        if self.gate is not None:
+            self.gate.wait()
+        outcome: dict[str, Any] = {"ProcessingJobStatus": "Completed"}
+        try:
+            if self.on_create is not None:
+                self.on_create(params)
+        except Exception as exc:  # noqa: BLE001 - reported as the job's FailureReason
+            outcome = {"ProcessingJobStatus": "Failed", "FailureReason": str(exc)[-500:]}
+        with self.lock:
+            job = self.jobs[name]
+            if job["ProcessingJobStatus"] == "InProgress":  # not stopped meanwhile
+                job.update(outcome, ProcessingEndTime=time.time())
 
 
 class PlaySageMaker:

@@ -8,19 +8,28 @@ field validation, finalizers and deletionTimestamp, RBAC of the launcher's servi
 is real; what writes the status is ``StandInController``, modelled on the controller's v1.9.1 sources and ACK
 runtime v0.62.0 (``pkg/condition``, ``pkg/runtime/reconciler.go``; the runtime module is in the module cache):
 
-- on a new resource it adds the finalizer ``finalizers.sagemaker.services.k8s.aws/ProcessingJob``, then
-  ("CreateProcessingJob") writes ``ackResourceMetadata`` (arn, ownerAccountID, region), ``processingJobStatus``
-  ``InProgress`` and the conditions ``ACK.ResourceSynced`` False / ``Ready`` False (the runtime mirrors Synced
-  into Ready) with "ProcessingJob is in InProgress status.";
-- the job runs for real (``fake_sagemaker.PlaySageMaker``: the engine on the inputs staged in moto S3, the output
-  uploaded); then ``Completed`` or ``Failed`` (``failureReason``), Synced/Ready True;
+Each pass describes the job of each resource on ``fake_sagemaker.FakeSageMaker`` (called in-process; the
+controller would call it over HTTP), as the controller does:
+
+- not found (only a ``ValidationException`` starting "Could not find requested job" counts, generator.yaml):
+  add the finalizer ``finalizers.sagemaker.services.k8s.aws/ProcessingJob`` and CreateProcessingJob; on success
+  ``ackResourceMetadata`` (arn, ownerAccountID, region), ``processingJobStatus`` and the conditions
+  ``ACK.ResourceSynced`` / ``Ready`` (the runtime mirrors Synced into Ready): False with "ProcessingJob is in
+  InProgress status." while InProgress or Stopping, True otherwise (``SetSyncedCondition``); ``failureReason``;
 - a CreateProcessingJob that SageMaker rejects is classified as the controller does
   (``processing_job/sdk.go`` ``terminalAWSError``): ResourceNotFound, ResourceInUse, InvalidParameterCombination,
   InvalidParameterValue and MissingParameter give ``ACK.Terminal`` True, any other code (SageMaker's own
-  ``ValidationException`` among them) ``ACK.Recoverable`` True and a retried create; the message is smithy's
-  ``api error <Code>: <message>``, mirrored into ``Ready`` (False, reason the condition type); the runtime
-  drops its finalizer (``setResourceUnmanaged``: a rejected create leaves nothing in AWS to stop);
-- on delete while InProgress it records StopProcessingJob, and drops its finalizer (the object goes away).
+  ``ValidationException`` among them) ``ACK.Recoverable`` True and a create retried after a backoff; the message
+  is smithy's ``api error <Code>: <message>``, mirrored into ``Ready`` (False, reason the condition type), Synced
+  Unknown; the runtime drops its finalizer (``setResourceUnmanaged``: nothing in AWS to stop);
+- found, but the resource does not carry the finalizer (it never created that job: a job of the same name
+  exists in SageMaker, e.g. one stopped when an earlier resource was deleted): ``ACK.Terminal`` "Resource already
+  exists" (the runtime adopts only with its adoption annotations);
+- on delete: StopProcessingJob while InProgress, wait while Stopping (``requeueWaitWhileDeleting``), then drop
+  the finalizer (the object goes away).
+
+The jobs run for real when the FakeSageMaker plays them with ``fake_sagemaker.PlaySageMaker`` (the engine on the
+inputs staged in moto S3, the output uploaded).
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from typing import Any
 
 import ack_reference
 from control_plane import ControlPlane
+from fake_sagemaker import FakeSageMaker
 
 from dummy_training import contract
 
@@ -44,6 +54,10 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 CRD_NAME = f"{contract.ACK_PLURAL}.{contract.ACK_GROUP}"
 #: the error codes the controller's generated ``terminalAWSError`` counts as terminal (generator.yaml)
+NOT_MANAGED_REASON = ("This resource already exists but is not managed by ACK. To bring the resource under ACK "
+                      "management, you should explicitly adopt the resource by enabling the ResourceAdoption feature "
+                      "gate and populating the `services.k8s.aws/adoption-policy` and "
+                      "`services.k8s.aws/adoption-fields` annotations.")
 TERMINAL_CODES = frozenset({"ResourceNotFound", "ResourceInUse", "InvalidParameterCombination",
                             "InvalidParameterValue", "MissingParameter"})
 
@@ -83,29 +97,28 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _conditions(synced: str, message: str) -> list[dict[str, Any]]:
-    now = _now()
-    return [{"type": t, "status": synced, "message": message, "lastTransitionTime": now}
-            for t in ("ACK.ResourceSynced", "Ready")]
+def _cond(ctype: str, status: str, message: str, reason: str | None = None) -> dict[str, Any]:
+    cond = {"type": ctype, "status": status, "message": message, "lastTransitionTime": _now()}
+    if reason:
+        cond["reason"] = reason
+    return cond
 
 
 @dataclass
 class StandInController:
-    """Reconciles the ProcessingJobs of ``namespace`` (as the admin) until ``stop()``; see the module doc.
-
-    ``play(request)`` runs a job (boto3-cased CreateProcessingJob request; raising fails it with that reason);
-    ``hold`` keeps jobs InProgress until deleted; ``reject`` maps a request to SageMaker's error, ``(code,
-    message)``, or None to accept it. ``calls`` lists the SageMaker calls it made, as ``(operation, job name)``."""
+    """Reconciles the ProcessingJobs of ``namespace`` (as the admin) until ``stop()``, against ``sagemaker`` (a
+    ``fake_sagemaker.FakeSageMaker``, called in-process where the controller would call it over HTTP): see the
+    module doc. Stateless like the controller: each pass describes the job of each resource and writes what it
+    learnt. ``sagemaker.calls`` is what it asked SageMaker."""
 
     cp: ControlPlane
     namespace: str
-    play: Callable[[dict[str, Any]], None] | None = None
-    hold: bool = False
-    reject: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
-    calls: list[tuple[str, str]] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
-    held: dict[str, dict[str, Any]] = field(default_factory=dict)
-    retrying: dict[str, float] = field(default_factory=dict)
+    sagemaker: FakeSageMaker
+    #: reconcile only resources whose name contains this (keeps tests sharing a namespace apart; the real
+    #: controller reconciles every resource of its watch namespace)
+    match: str = ""
+    #: resource uid -> monotonic time before which a recoverable error is not retried (the runtime's requeue)
+    backoff: dict[str, float] = field(default_factory=dict)
     errors: list[BaseException] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -129,97 +142,107 @@ class StandInController:
         if self.errors:
             raise self.errors[0]
 
-    def release(self) -> None:
-        """Stop holding: run every job held InProgress so far (and any later one)."""
-        self.hold = False
-        held, self.held = self.held, {}
-        for name, request in held.items():
-            threading.Thread(target=self._play, args=(name, request), daemon=True).start()
-
     def _patch(self, name: str, body: dict[str, Any], *, status: bool = False) -> None:
         kw: dict[str, Any] = {"name": name, "namespace": self.namespace, "body": body,
                               "content_type": "application/merge-patch+json"}
-        if status:
-            self._api.status.patch(**kw)
-        else:
-            self._api.patch(**kw)
+        (self._api.status if status else self._api).patch(**kw)
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 for obj in self._api.get(namespace=self.namespace).items:
-                    self._reconcile(obj.to_dict())
+                    if self.match not in obj.metadata.name:
+                        continue
+                    try:
+                        self._reconcile(obj.to_dict())
+                    except Exception as exc:
+                        if getattr(exc, "status", None) not in (404, 409):  # gone or changed meanwhile: next pass
+                            raise
             except Exception as exc:  # noqa: BLE001 - reported by stop()
-                if getattr(exc, "status", None) != 404:  # deleted between list and patch
-                    self.errors.append(exc)
-                    return
+                self.errors.append(exc)
+                return
             self._stop.wait(0.2)
 
-    def _reconcile(self, obj: dict[str, Any]) -> None:
-        meta = obj["metadata"]
-        name = meta["name"]
-        status = obj.get("status") or {}
-        if meta.get("deletionTimestamp"):
-            if FINALIZER in (meta.get("finalizers") or []):
-                if status.get("processingJobStatus") in ("InProgress", "Stopping"):
-                    self.calls.append(("StopProcessingJob", obj["spec"]["processingJobName"]))
-                self._patch(name, {"metadata": {"finalizers": [f for f in meta["finalizers"] if f != FINALIZER]}})
-            return
-        if meta["uid"] in self.seen and meta["uid"] not in self.retrying:
-            return
-        if status.get("processingJobStatus"):
-            return  # a resource this controller already created a job for (a restarted launcher re-attaches)
-        if meta["uid"] in self.retrying and time.monotonic() < self.retrying[meta["uid"]]:
-            return
-        self.seen.add(meta["uid"])
-        if FINALIZER not in (meta.get("finalizers") or []):
-            self._patch(name, {"metadata": {"finalizers": [*(meta.get("finalizers") or []), FINALIZER]}})
-        request = ack_reference.ack_to_request(obj["spec"])
-        job = request["ProcessingJobName"]
-        self.calls.append(("DescribeProcessingJob", job))
-        rejected = self.reject(request) if self.reject else None
-        self.calls.append(("CreateProcessingJob", job))
-        if rejected:
-            code, text = rejected
-            message = f"api error {code}: {text}"
-            ctype = "ACK.Terminal" if code in TERMINAL_CODES else "ACK.Recoverable"
-            now = _now()
-            self._patch(name, {"metadata": {"finalizers": [f for f in meta.get("finalizers") or []
-                                                           if f != FINALIZER] or None}})
-            self._patch(name, {"status": {"conditions": [
-                {"type": ctype, "status": "True", "message": message, "lastTransitionTime": now},
-                {"type": "ACK.ResourceSynced", "status": "Unknown", "reason": message,
-                 "message": "Unable to determine if desired resource state matches latest observed state",
-                 "lastTransitionTime": now},
-                {"type": "Ready", "status": "False", "reason": ctype, "message": message,
-                 "lastTransitionTime": now}]}}, status=True)
-            if ctype == "ACK.Recoverable":
-                self.retrying[meta["uid"]] = time.monotonic() + 1.0  # the runtime requeues with backoff
-            return
-        self.retrying.pop(meta["uid"], None)
-        arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:processing-job/{job.lower()}"
-        self._patch(name, {"status": {
-            "ackResourceMetadata": {"arn": arn, "ownerAccountID": ACCOUNT, "region": REGION},
-            "processingJobStatus": "InProgress",
-            "conditions": _conditions("False", "ProcessingJob is in InProgress status.")}}, status=True)
-        if self.hold:
-            self.held[name] = request
-        else:
-            threading.Thread(target=self._play, args=(name, request), daemon=True).start()
+    def _finalizers(self, meta: dict[str, Any], *, keep: bool) -> None:
+        current = list(meta.get("finalizers") or [])
+        wanted = ([*current, FINALIZER] if FINALIZER not in current else current) if keep else [
+            f for f in current if f != FINALIZER]
+        if wanted != current:
+            self._patch(meta["name"], {"metadata": {"finalizers": wanted or None,
+                                                    "resourceVersion": meta["resourceVersion"]}})
 
-    def _play(self, name: str, request: dict[str, Any]) -> None:
-        try:
-            if self.play is not None:
-                self.play(request)
-            outcome: dict[str, Any] = {"processingJobStatus": "Completed"}
-        except Exception as exc:  # noqa: BLE001 - the job's FailureReason
-            outcome = {"processingJobStatus": "Failed", "failureReason": str(exc)[-1024:]}
-        outcome["conditions"] = _conditions("True", f"ProcessingJob is in {outcome['processingJobStatus']} status.")
-        try:
-            self._patch(name, {"status": outcome}, status=True)
-        except Exception as exc:  # noqa: BLE001 - reported by stop()
-            if getattr(exc, "status", None) != 404:
-                self.errors.append(exc)
+    def _reconcile(self, obj: dict[str, Any]) -> None:
+        meta, status = obj["metadata"], obj.get("status") or {}
+        name, uid = meta["name"], meta["uid"]
+        conds = {c["type"]: c for c in status.get("conditions") or []}
+        if meta.get("deletionTimestamp"):
+            if FINALIZER not in (meta.get("finalizers") or []):
+                return
+            code, job = self.sagemaker.handle("DescribeProcessingJob",
+                                              {"ProcessingJobName": obj["spec"]["processingJobName"]})
+            if code == 200 and job["ProcessingJobStatus"] == "InProgress":
+                self.sagemaker.handle("StopProcessingJob", {"ProcessingJobName": job["ProcessingJobName"]})
+                return  # requeued; the next pass sees Stopping
+            if code == 200 and job["ProcessingJobStatus"] == "Stopping":
+                return  # sdkDelete: requeueWaitWhileDeleting
+            self._finalizers(meta, keep=False)
+            return
+        if conds.get("ACK.Terminal", {}).get("status") == "True":
+            return  # terminal: nothing happens until the spec changes
+        if time.monotonic() < self.backoff.get(uid, 0.0):
+            return
+        request = ack_reference.ack_to_request(obj["spec"])
+        code, job = self.sagemaker.handle("DescribeProcessingJob", {"ProcessingJobName": request["ProcessingJobName"]})
+        if code != 200 and not (job.get("__type") == "ValidationException"
+                                and job.get("message", "").startswith("Could not find requested job")):
+            self._error(obj, job)
+            return
+        if code == 200 and FINALIZER not in (meta.get("finalizers") or []):
+            # A job of that name exists, but this resource never created it (reconciler.go: NotManagedMessage):
+            # no adoption without the adoption annotations.
+            self._patch(name, {"status": {"conditions": [
+                _cond("ACK.Terminal", "True", "Resource already exists", NOT_MANAGED_REASON),
+                _cond("ACK.ResourceSynced", "False", "Resource not synced", "Resource already exists"),
+                _cond("Ready", "False", "Resource already exists", "ACK.Terminal")]}}, status=True)
+            return
+        if code != 200:  # not found: create it
+            self._finalizers(meta, keep=True)
+            code, answer = self.sagemaker.handle("CreateProcessingJob", request)
+            if code != 200:
+                self._finalizers(self._api.get(name=name, namespace=self.namespace).to_dict()["metadata"],
+                                 keep=False)  # setResourceUnmanaged: nothing in AWS to stop
+                self._error(obj, answer)
+                return
+            job = {"ProcessingJobArn": answer["ProcessingJobArn"], "ProcessingJobStatus": "InProgress"}
+        self.backoff.pop(uid, None)
+        job_status = job["ProcessingJobStatus"]
+        synced = "False" if job_status in ("InProgress", "Stopping") else "True"
+        message = f"ProcessingJob is in {job_status} status."
+        want: dict[str, Any] = {
+            "ackResourceMetadata": {"arn": job["ProcessingJobArn"], "ownerAccountID": ACCOUNT, "partition": "aws",
+                                    "region": REGION},
+            "processingJobStatus": job_status,
+            "conditions": [_cond("ACK.ResourceSynced", synced, message), _cond("Ready", synced, message)],
+        }
+        if job.get("FailureReason"):
+            want["failureReason"] = job["FailureReason"]
+        if (status.get("processingJobStatus"), status.get("failureReason"), conds.get("ACK.Recoverable")) != (
+                job_status, job.get("FailureReason"), None):
+            self._patch(name, {"status": want}, status=True)
+
+    def _error(self, obj: dict[str, Any], error: dict[str, Any]) -> None:
+        """An AWS error as ``updateConditions`` (processing_job/sdk.go) and ``ensureConditions`` (the runtime's
+        reconciler.go) write it."""
+        code = error.get("__type", "")
+        message = f"api error {code}: {error.get('message', '')}"
+        ctype = "ACK.Terminal" if code in TERMINAL_CODES else "ACK.Recoverable"
+        self._patch(obj["metadata"]["name"], {"status": {"conditions": [
+            _cond(ctype, "True", message),
+            _cond("ACK.ResourceSynced", "Unknown",
+                  "Unable to determine if desired resource state matches latest observed state", message),
+            _cond("Ready", "False", message, ctype)]}}, status=True)
+        if ctype == "ACK.Recoverable":
+            self.backoff[obj["metadata"]["uid"]] = time.monotonic() + 1.0
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:

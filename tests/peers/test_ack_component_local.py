@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from ack_peer import StandInController
-from fake_sagemaker import PlaySageMaker
+from fake_sagemaker import FakeSageMaker, PlaySageMaker
 from test_ack_run import HP, members, model_archive, resource
 
 from dummy_training import contract
@@ -26,8 +26,8 @@ def test_kfp_local_component_runs_the_job_and_delivers(control_plane, pipeline_r
     model = tmp_path / "in" / contract.MODEL_FILENAME
     original = model_archive(model)
     monkeypatch.setenv("KUBECONFIG", str(pipeline_runner.kubeconfig))
-    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
-    with StandInController(control_plane, pipeline_runner.namespace, play=play):
+    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True)
+    with StandInController(control_plane, pipeline_runner.namespace, sm, match="run-kfp"):
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
         task = ack_dummy_training(
             model=str(model), role_arn="arn:aws:iam::123456789012:role/SageMakerExecution",

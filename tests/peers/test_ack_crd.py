@@ -6,6 +6,7 @@ accepts on the status subresource and hands back unchanged."""
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 from typing import Any
@@ -99,7 +100,11 @@ def test_an_unknown_field_is_rejected_strictly_and_pruned_by_default(api: Any) -
     with pytest.raises(ApiException) as rejected:
         create(api, copy.deepcopy(manifest))
     assert rejected.value.status == 400
-    assert 'unknown field "spec.processingResources.clusterConfig.instanceTypo"' in rejected.value.body
+    status = json.loads(rejected.value.body)
+    assert status["reason"] == "BadRequest"
+    assert status["message"] == ('ProcessingJob in version "v1alpha1" cannot be handled as a ProcessingJob: '
+                                 'strict decoding error: unknown field '
+                                 '"spec.processingResources.clusterConfig.instanceTypo"')
     # what the launcher's translate_api_error makes of it: one line, exit code 2
     err = ack_launcher.translate_api_error(rejected.value, "create it")
     assert err.exit_code == 2 and "instanceTypo" in str(err) and "\n" not in str(err)

@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from ack_peer import FINALIZER, StandInController, wait_for
 from control_plane import ControlPlane
-from fake_sagemaker import PlaySageMaker
+from fake_sagemaker import FakeSageMaker, PlaySageMaker
 
 from dummy_training import contract
 
@@ -75,7 +76,8 @@ def test_run_completes_and_delivers_the_repacked_model(control_plane, pipeline_r
     model = tmp_path / "in" / contract.MODEL_FILENAME
     original = model_archive(model)
     play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
-    with StandInController(control_plane, pipeline_runner.namespace, play=play) as ctl:
+    sm = FakeSageMaker(on_create=play, background=True)
+    with StandInController(control_plane, pipeline_runner.namespace, sm, match="run-ok"):
         res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
                                      run_id="run-ok"), capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr
@@ -92,7 +94,9 @@ def test_run_completes_and_delivers_the_repacked_model(control_plane, pipeline_r
     assert obj is not None and obj["status"]["processingJobStatus"] == "Completed"
     assert (tmp_path / "out" / "arn").read_text().strip() == obj["status"]["ackResourceMetadata"]["arn"]
     assert FINALIZER in obj["metadata"]["finalizers"]  # a completed resource stays (and keeps the finalizer)
-    assert [op for op, _ in ctl.calls] == ["DescribeProcessingJob", "CreateProcessingJob"]
+    calls = sm.names()
+    assert calls[:2] == ["DescribeProcessingJob", "CreateProcessingJob"]  # it describes before it creates
+    assert calls.count("CreateProcessingJob") == 1 and "StopProcessingJob" not in calls
 
 
 def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_runner, bucket, moto_endpoint,
@@ -100,8 +104,8 @@ def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_ru
     model = tmp_path / "in" / contract.MODEL_FILENAME
     model.parent.mkdir(parents=True)
     model.write_bytes(b"this is not a gzip tar archive")  # the engine in the job really fails on it
-    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
-    with StandInController(control_plane, pipeline_runner.namespace, play=play):
+    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True)
+    with StandInController(control_plane, pipeline_runner.namespace, sm, match="run-fail"):
         res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
                                      run_id="run-fail"), capture_output=True, text=True, timeout=240)
     assert res.returncode == 5, res.stderr
@@ -109,7 +113,8 @@ def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_ru
     assert obj is not None and obj["status"]["processingJobStatus"] == "Failed"
     reason = obj["status"]["failureReason"]
     last = res.stderr.strip().splitlines()[-1]
-    assert "failed" in last and reason.strip().splitlines()[-1][:60] in last
+    assert last.startswith("dummy-training: error: processing job ") and " failed: " in last  # one line
+    assert " ".join(reason.split()[-8:]) in last  # the engine's own error, the job's last word
     assert "Traceback" not in res.stderr
 
 
@@ -128,13 +133,14 @@ def test_a_request_sagemaker_rejects_exits_5(control_plane, pipeline_runner, buc
     run_id = f"run-reject-{code.lower()}"
     model = tmp_path / "in" / contract.MODEL_FILENAME
     model_archive(model)
-    with StandInController(control_plane, pipeline_runner.namespace, reject=lambda request: (code, message)) as ctl:
+    sm = FakeSageMaker(reject=lambda request: (code, message))
+    with StandInController(control_plane, pipeline_runner.namespace, sm, match=run_id):
         res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
                                      run_id=run_id), capture_output=True, text=True, timeout=240)
     assert res.returncode == 5, res.stderr
     last = res.stderr.strip().splitlines()[-1]
     assert f"was rejected ({condition}" in last and f"api error {code}: {message}" in last
-    assert "CreateProcessingJob" in [op for op, _ in ctl.calls]
+    assert "CreateProcessingJob" in sm.names() and not sm.jobs
     obj = resource(control_plane, pipeline_runner.namespace, run_id)
     assert obj is not None and not obj["metadata"].get("finalizers")  # nothing in AWS: the controller let go
 
@@ -145,14 +151,14 @@ def test_a_transient_create_error_is_waited_through(control_plane, pipeline_runn
     model_archive(model)
     answers = [("ResourceLimitExceeded", "The account-level service limit 'ml.m5.large for processing job usage' "
                                          "is 4 Instances, with current utilization of 4 Instances")]
-    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
-    with StandInController(control_plane, pipeline_runner.namespace, play=play,
-                           reject=lambda request: answers.pop() if answers else None) as ctl:
+    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True,
+                       reject=lambda request: answers.pop() if answers else None)
+    with StandInController(control_plane, pipeline_runner.namespace, sm, match="run-transient"):
         res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
                                      run_id="run-transient"), capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stderr
     assert "controller is retrying: api error ResourceLimitExceeded" in res.stderr
-    assert [op for op, _ in ctl.calls].count("CreateProcessingJob") == 2
+    assert sm.names().count("CreateProcessingJob") == 2
 
 
 def test_sigterm_deletes_the_resource_and_the_controller_stops_the_job(control_plane, pipeline_runner, bucket,
@@ -160,7 +166,8 @@ def test_sigterm_deletes_the_resource_and_the_controller_stops_the_job(control_p
     model = tmp_path / "in" / contract.MODEL_FILENAME
     model_archive(model)
     ns = pipeline_runner.namespace
-    with StandInController(control_plane, ns, hold=True) as ctl:
+    sm = FakeSageMaker(on_create=lambda request: None, background=True, gate=threading.Event())  # runs until stopped
+    with StandInController(control_plane, ns, sm, match="run-term"):
         proc = subprocess.Popen(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
                                         run_id="run-term"), stderr=subprocess.PIPE, text=True)
         try:
@@ -172,8 +179,45 @@ def test_sigterm_deletes_the_resource_and_the_controller_stops_the_job(control_p
             proc.kill()
         assert proc.returncode == 130, err
         wait_for(lambda: resource(control_plane, ns, "run-term") is None, 30, "the resource gone")
-    assert [op for op, _ in ctl.calls][-1] == "StopProcessingJob"
+    assert sm.names().count("StopProcessingJob") == 1
+    (job,) = sm.jobs.values()
+    assert job["ProcessingJobStatus"] == "Stopped"
     assert "deleted processingjobs.sagemaker.services.k8s.aws/" in err
+
+
+def test_a_rerun_after_sigterm_meets_the_stopped_job_then_moves_to_the_next_attempt_name(
+        control_plane, pipeline_runner, bucket, moto_endpoint, tmp_path) -> None:
+    """SageMaker keeps a stopped job's name: the controller describes before it creates, finds it, and refuses
+    to adopt it (ACK.Terminal "Resource already exists", as the real v1.9.1 controller answered on this tier's
+    control plane); the retry after that takes the next attempt name (-a2) and runs."""
+    model = tmp_path / "in" / contract.MODEL_FILENAME
+    original = model_archive(model)
+    ns = pipeline_runner.namespace
+    gate = threading.Event()
+    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True, gate=gate)
+    argv = ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out", run_id="run-rerun")
+    with StandInController(control_plane, ns, sm, match="run-rerun"):
+        first = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
+        try:
+            wait_for(lambda: ((resource(control_plane, ns, "run-rerun") or {}).get("status") or {}).get(
+                "processingJobStatus") == "InProgress", 120, "the job InProgress")
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(60) == 130
+        finally:
+            first.kill()
+        wait_for(lambda: resource(control_plane, ns, "run-rerun") is None, 30, "the resource gone")
+        gate.set()
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+        third = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert second.returncode == 5, second.stderr
+    assert second.stderr.strip().splitlines()[-1].endswith("was rejected (ACK.Terminal): Resource already exists")
+    assert third.returncode == 0, third.stderr
+    assert "run-rerun-repack-a2" in (tmp_path / "out" / "uri").read_text()
+    assert {name: job["ProcessingJobStatus"] for name, job in sm.jobs.items()} == {
+        "dummy-training-run-rerun-repack": "Stopped", "dummy-training-run-rerun-repack-a2": "Completed"}
+    delivered = members(tmp_path / "out" / "model" / contract.MODEL_FILENAME)
+    delivered.pop(contract.HYPERPARAMETERS_FILENAME)
+    assert delivered == original
 
 
 def test_a_restarted_launcher_reattaches_to_the_running_job(control_plane, pipeline_runner, bucket,
@@ -181,9 +225,10 @@ def test_a_restarted_launcher_reattaches_to_the_running_job(control_plane, pipel
     model = tmp_path / "in" / contract.MODEL_FILENAME
     original = model_archive(model)
     ns = pipeline_runner.namespace
-    play = PlaySageMaker(moto_endpoint, tmp_path / "opt-ml")
+    gate = threading.Event()
+    sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True, gate=gate)
     argv = ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out", run_id="run-again")
-    with StandInController(control_plane, ns, play=play, hold=True) as ctl:
+    with StandInController(control_plane, ns, sm, match="run-again"):
         first = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
         try:
             wait_for(lambda: ((resource(control_plane, ns, "run-again") or {}).get("status") or {}).get(
@@ -194,15 +239,14 @@ def test_a_restarted_launcher_reattaches_to_the_running_job(control_plane, pipel
         uid = resource(control_plane, ns, "run-again")["metadata"]["uid"]  # type: ignore[index]
         second = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
         try:
-            assert list(ctl.held) == [resource(control_plane, ns, "run-again")["metadata"]["name"]]  # type: ignore[index]
-            ctl.release()
+            gate.set()  # the job finishes while no launcher watches... or once the second one does
             _, err = second.communicate(timeout=240)
         finally:
             second.kill()
     assert second.returncode == 0, err
     assert "re-attaching to existing" in err
     assert resource(control_plane, ns, "run-again")["metadata"]["uid"] == uid  # type: ignore[index]
-    assert [op for op, _ in ctl.calls].count("CreateProcessingJob") == 1
+    assert sm.names().count("CreateProcessingJob") == 1
     delivered = members(tmp_path / "out" / "model" / contract.MODEL_FILENAME)
     delivered.pop(contract.HYPERPARAMETERS_FILENAME)
     assert delivered == original

@@ -91,8 +91,9 @@ def observe(obj: Mapping[str, Any]) -> Observation:
     if _is_true(terminal):
         msg = str(terminal.get("message") or terminal.get("reason") or "no message").replace("\n\t", " ").strip()
         return Observation(State.REJECTED, job_status, msg, arn)
-    if job_status == "Failed":
-        return Observation(State.FAILED, job_status, status.get("failureReason") or "no failure reason given", arn)
+    if job_status == "Failed":  # FailureReason may span lines (a job's stderr tail): the error is one line
+        reason = " ".join(str(status.get("failureReason") or "").split())
+        return Observation(State.FAILED, job_status, reason or "no failure reason given", arn)
     if job_status == "Stopped":
         return Observation(State.STOPPED, job_status, "the processing job was stopped", arn)
     synced = _condition(obj, COND_SYNCED)
