@@ -190,6 +190,20 @@ def test_run_carries_its_backend(runs: dict[str, dict[str, Any]], backend: str) 
     assert json.loads(params["hyperparameters_json"]) == HYPERPARAMETERS
 
 
+def test_every_backend_gets_the_same_workflow(runs: dict[str, dict[str, Any]]) -> None:
+    """Unlike kfp.local, which runs only the chosen branch, the server compiles every branch into each run's
+    Workflow; which one runs is decided by the driver at run time from the runtime config."""
+    def shape(wf: dict[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+        return sorted((t["name"], sorted((task["name"], task.get("when", "")) for task in t["dag"]["tasks"]))
+                      for t in wf["spec"]["templates"] if t.get("dag"))
+
+    shapes = {b: shape(wf) for b, wf in runs.items()}
+    assert shapes["kubernetes"] == shapes["sagemaker"] == shapes["ack"]
+    tasks = {name for _, ts_ in shapes["kubernetes"] for name, _ in ts_}
+    for ours in ("dummy-training", "sagemaker-dummy-training", "ack-dummy-training", "unknown-backend-op"):
+        assert ours in tasks
+
+
 def test_a_json_object_for_a_string_parameter_gives_the_servers_reason(kfp_server: Any,
                                                                        uploaded: dict[str, str]) -> None:
     pipeline_id = uploaded[PIPELINE_NAME]
