@@ -6,7 +6,8 @@ and every branch runs its own downstream check (``kfp.local`` cannot merge artif
 ``dsl.OneOf``). An unknown backend fails the run.
 
 Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipeline.yaml); run locally with
-``dummy-training demo``; upload with ``kfp pipeline create -p dummy-training pipelines/dummy_training_pipeline.yaml``.
+``dummy-training demo``; upload with ``kfp pipeline create -p dummy-training-pipeline
+pipelines/dummy_training_pipeline.yaml`` (README: upload and run).
 """
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.

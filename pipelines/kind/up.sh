@@ -10,13 +10,17 @@
 # (`pip install -e ".[kfp]"`, for the kfp CLI, boto3 and the example model). About 4 CPUs / 8 GB for KFP.
 #
 #   pipelines/kind/up.sh              # everything: cluster, KFP, image, upload, one run (inject case)
-#   KFP_VERSION=2.14.3 CLUSTER=dt pipelines/kind/up.sh
+#   KFP_VERSION=2.17.0 CLUSTER=dt pipelines/kind/up.sh
 #   pipelines/kind/up.sh --down       # delete the cluster
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CLUSTER="${CLUSTER:-dummy-training}"
-KFP_VERSION="${KFP_VERSION:-2.14.3}"          # KFP backend release (manifests tag)
+KFP_VERSION="${KFP_VERSION:-2.17.0}"          # KFP backend release (manifests tag); >= 2.15.0: see below
+# The backend release of kfp SDK 2.17. Our tasks take AWS keys from a secret with `optional: true`
+# (kfp-kubernetes >= 2.15); a 2.14.x API server refuses every run of our pipelines at run creation
+# (its KubernetesExecutorConfig has no such field: "failed to unmarshal kubernetes config: ... unknown field
+# \"optional\"").
 NAMESPACE=kubeflow
 UI_PORT="${UI_PORT:-8080}"
 MINIO_PORT="${MINIO_PORT:-9000}"
@@ -43,7 +47,8 @@ if ! kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
 fi
 kubectl config use-context "kind-$CLUSTER"
 
-# 2. Kubeflow Pipelines standalone (platform-agnostic: MinIO + MySQL inside the cluster).
+# 2. Kubeflow Pipelines standalone (platform-agnostic: an S3 store + MySQL inside the cluster; since KFP 2.15 the
+#    store is SeaweedFS, service seaweedfs, S3 on port 9000 as MinIO's was, same mlpipeline-minio-artifact secret).
 step "Kubeflow Pipelines $KFP_VERSION"
 kubectl apply -k "github.com/kubeflow/pipelines/manifests/kustomize/cluster-scoped-resources?ref=$KFP_VERSION"
 kubectl wait --for condition=established --timeout=120s crd/applications.app.k8s.io
@@ -58,7 +63,9 @@ step "image"
 # 4. Port-forwards: the KFP API/UI and MinIO.
 step "port-forwards (UI: http://localhost:$UI_PORT)"
 kubectl -n "$NAMESPACE" port-forward svc/ml-pipeline-ui "$UI_PORT:80" >/dev/null 2>&1 & PIDS+=($!)
-kubectl -n "$NAMESPACE" port-forward svc/minio-service "$MINIO_PORT:9000" >/dev/null 2>&1 & PIDS+=($!)
+OBJECT_STORE_SVC="svc/seaweedfs"                # KFP < 2.15: svc/minio-service
+kubectl -n "$NAMESPACE" get "$OBJECT_STORE_SVC" >/dev/null 2>&1 || OBJECT_STORE_SVC=svc/minio-service
+kubectl -n "$NAMESPACE" port-forward "$OBJECT_STORE_SVC" "$MINIO_PORT:9000" >/dev/null 2>&1 & PIDS+=($!)
 for _ in $(seq 30); do curl -fs "http://localhost:$UI_PORT/apis/v2beta1/healthz" >/dev/null && break; sleep 2; done
 
 # 5. An example model (no hyperparameters.json inside) and hyperparameters, uploaded to KFP's MinIO.
