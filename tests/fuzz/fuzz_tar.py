@@ -325,7 +325,10 @@ def main() -> None:
             except Finding as exc:
                 print(name, "FINDING", exc)
         return
-    import atheris
+    try:
+        import atheris
+    except ImportError:
+        sys.exit("fuzz_tar.py: the fuzzer needs atheris: pip install atheris (see tests/fuzz/README.md)")
 
     os.environ.setdefault("DUMMY_TRAINING_SCAN_THREADS", "1")
     with atheris.instrument_imports():
