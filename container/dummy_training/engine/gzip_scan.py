@@ -375,8 +375,8 @@ def has_long_blocks(source: ByteSource, limit: int = PARALLEL_READ) -> bool:
     return False
 
 
-#: Compressed bytes inflated to see whether the first gzip member ends well before the input does.
-FIRST_MEMBER_PROBE = 1 << 20
+#: Compressed bytes read to see whether the first gzip member ends (holding at most 64 KiB) before the input does.
+FIRST_MEMBER_PROBE = 1 << 16
 
 
 def _first_member_ends_early(source: ByteSource, header_len: int) -> bool:
@@ -387,9 +387,8 @@ def _first_member_ends_early(source: ByteSource, header_len: int) -> bool:
     probe = source.pread(header_len, min(FIRST_MEMBER_PROBE, source.size - header_len))
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     try:
+        # a member holding more than this is caught by the CRC check (its data is part of the whole-input CRC)
         inflater.decompress(probe, 1 << 16)
-        while inflater.unconsumed_tail and not inflater.eof:
-            inflater.decompress(inflater.unconsumed_tail, 1 << 16)
     except zlib.error:
         return False  # the scan itself reports corrupt data
     if not inflater.eof:
