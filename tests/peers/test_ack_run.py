@@ -134,12 +134,13 @@ def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_ru
 
 VALIDATION = ("1 validation error detected: Value 'ml.m5.huge' at 'processingResources.clusterConfig.instanceType' "
               "failed to satisfy constraint: Member must satisfy enum value set: [ml.m5.large, ml.m5.xlarge]")
-IN_USE = ("Job name must be unique within an AWS account and region, and a job with this name already exists "
-          "(arn:aws:sagemaker:us-east-1:123456789012:processing-job/x)")
+BAD_VALUE = "The value 'ml.m5.huge' for parameter InstanceType is not valid"
 
 
 @pytest.mark.parametrize(("code", "message", "condition"), [
-    ("ResourceInUse", IN_USE, "ACK.Terminal"),  # one of the controller's terminal codes
+    # one of the controller's terminal codes (ResourceInUse is another, but a taken name sends a derived name on to
+    # the next attempt: test_a_rerun_after_sigterm_meets_the_stopped_job_and_moves_to_the_next_attempt_name)
+    ("InvalidParameterValue", BAD_VALUE, "ACK.Terminal"),
     ("ValidationException", VALIDATION, "ACK.Recoverable"),  # SageMaker's own: "recoverable", retried for ever
 ], ids=["terminal", "validation"])
 def test_a_request_sagemaker_rejects_exits_5(control_plane, pipeline_runner, bucket, moto_endpoint, tmp_path,
