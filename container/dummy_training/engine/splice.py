@@ -35,13 +35,15 @@ from dummy_training.engine.tar_scan import BLOCK, GLOBAL_OVERRIDDEN, RECORD
 MAX_USTAR_MTIME = 8**11 - 1
 
 
-def injected_pax(overrides: Mapping[str, str], *, mtime: int, name: str) -> dict[str, str]:
+def injected_pax(overrides: Mapping[str, str], *, mtime: int) -> dict[str, str]:
     """The PAX records that make the injected member read as promised after the archive's global PAX headers
     (which tarfile and GNU tar apply to every later member, ours included): each global keyword we promise a
-    value for, set back to it. Empty when no global header set one, so the member stays a plain ustar header."""
+    value for, set back to it. Empty when no global header set one, so the member stays a plain ustar header.
+    (A global ``path`` is refused by the scanner, so the member's name needs no record.)"""
     promised = {"uid": "0", "gid": "0", "uname": "", "gname": "", "mtime": str(mtime), "atime": str(mtime),
-                "ctime": str(mtime), "path": name}
-    return {key: promised[key] for key in sorted(overrides) if key in GLOBAL_OVERRIDDEN}
+                "ctime": str(mtime)}
+    assert set(promised) == set(GLOBAL_OVERRIDDEN)
+    return {key: promised[key] for key in sorted(overrides) if key in promised}
 
 
 def tar_member(data: bytes, *, mtime: int, name: str = HYPERPARAMETERS_FILENAME,
@@ -50,12 +52,10 @@ def tar_member(data: bytes, *, mtime: int, name: str = HYPERPARAMETERS_FILENAME,
     no atime/ctime), mode 0644, owner 0:0 with no user or group name, and the given mtime. The same arguments
     give the same bytes. ``overrides``: the archive's global PAX records; a keyword among them that would change
     what the member reads as (owner, names, times) is set back by a PAX header of the member's own."""
-    records = injected_pax(overrides or {}, mtime=int(mtime), name=name)
-    head = b""
-    if records:
-        pax = tarfile.TarInfo._create_pax_generic_header(records, tarfile.XHDTYPE, "utf-8")  # type: ignore[attr-defined]
-        # tarfile names it ././@PaxHeader with mode 0644, owner 0:0, mtime 0: nothing taken from the clock
-        head = pax
+    records = injected_pax(overrides or {}, mtime=int(mtime))
+    # tarfile names the PAX header ././@PaxHeader with mode 0644, owner 0:0, mtime 0: nothing from the clock
+    head = (tarfile.TarInfo._create_pax_generic_header(records, tarfile.XHDTYPE, "utf-8")  # type: ignore[attr-defined]
+            if records else b"")
     info = tarfile.TarInfo(name)
     info.size = len(data)
     info.mode = 0o644

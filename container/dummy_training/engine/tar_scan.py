@@ -380,7 +380,7 @@ class TarScanner:
         dir_by_slash = typ in (b"0", b"\0", b"7") and (name.endswith("/") or raw_name.endswith(b"/"))
         kind = "dir" if dir_by_slash else (_FILE_TYPES.get(typ) or _OTHER_TYPES.get(typ) or "other")
         self._current = name
-        self._validate(name, typ, kind, link, size, where)
+        self._validate(name, typ, kind, link, where)
         if alt_name is not None:
             self._validate_alt(alt_name, name, where)
         if dir_by_slash and size:
@@ -389,7 +389,7 @@ class TarScanner:
         if size and typ == b"2":
             raise InvalidInputError(f"invalid archive member {where}: a symlink with a size of {size} (GNU tar "
                                     "skips that much data after it, tarfile and bsdtar do not)")
-        if size and typ == b"1" and (pending or self.global_pax or self.pax_seen):
+        if size and typ == b"1" and (pending or self.pax_seen):  # pax_seen: any x, X or g header so far
             raise InvalidInputError(f"invalid archive member {where}: a hard link with a size of {size} in a PAX "
                                     "archive (bsdtar reads that much data after it, GNU tar and tarfile do not)")
 
@@ -490,7 +490,7 @@ class TarScanner:
             self.root_hyperparameters = data
 
     # ---------------------------------------------------------------------------------- validation
-    def _validate(self, name: str, typ: bytes, kind: str, link: str, size: int, where: str) -> None:
+    def _validate(self, name: str, typ: bytes, kind: str, link: str, where: str) -> None:
         def bad(reason: str) -> InvalidInputError:
             return InvalidInputError(f"invalid archive member {where}: {reason}")
 
