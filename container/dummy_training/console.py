@@ -76,7 +76,7 @@ def record_exit_code(code: int) -> None:
             fh.write(f"{code}\n")
 
 
-def fail(exc: BaseException, code: int) -> NoReturn:
+def fail(exc: BaseException | str, code: int) -> NoReturn:
     """End a KFP task the way the CLI ends: one line on stderr, the CLI's exit code."""
     print_error(exc)
     record_exit_code(code)

@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 
 from dummy_training import __version__, aws, contract
 from dummy_training.ack import launcher as ack_launcher
-from dummy_training.console import fail, install_signal_handlers, print_error, record_exit_code, setup_logging
+from dummy_training.console import fail, install_signal_handlers, setup_logging
 from dummy_training.ends.local_file import sha256_file
 from dummy_training.errors import USER_ERRORS, InputNotFoundError, InvalidInputError, RuntimeIOError
 from dummy_training.sagemaker import launcher as sagemaker_launcher
@@ -72,9 +72,7 @@ def component_message(text: str, inputs: Iterable[str]) -> str:
 
 def fail_component(exc: BaseException, code: int, inputs: Iterable[str]) -> NoReturn:
     """``console.fail`` with the message in the component's terms (``component_message``)."""
-    print_error(component_message(str(exc), inputs))
-    record_exit_code(code)  # for `dummy-training demo`, which exits with the failing task's code
-    raise SystemExit(code) from None
+    fail(component_message(str(exc), inputs), code)
 
 
 def write_outputs(report: Any, metrics: Any, text: str, figures: Mapping[str, float]) -> None:
@@ -89,6 +87,20 @@ def write_outputs(report: Any, metrics: Any, text: str, figures: Mapping[str, fl
 
 def _repack_outputs(result: RepackResult, report: Any, metrics: Any, artifact_uri: str | None = None) -> None:
     write_outputs(report, metrics, step_report.render(result, artifact_uri=artifact_uri), step_report.metrics(result))
+
+
+def _repack_metadata(result: RepackResult) -> dict[str, Any]:
+    """An output model artifact's metadata from a repack (the native and the S3 component alike)."""
+    return {
+        "filename": contract.MODEL_FILENAME,
+        "decision": result.decision,
+        "method": result.method,
+        "size": result.output_size,
+        "member_count": result.output_member_count,
+        "source": result.model_location,
+        "hyperparameters_source": result.hyperparameters_location or "",
+        "dummy_training_version": __version__,
+    }
 
 
 def repack_into_artifact(
@@ -113,17 +125,7 @@ def repack_into_artifact(
     except OSError as exc:
         fail_component(exc, 3, NATIVE_INPUTS)
     result.sha256 = sha256_file(result.output)
-    metadata = {
-        "filename": contract.MODEL_FILENAME,
-        "decision": result.decision,
-        "method": result.method,
-        "size": result.output_size,
-        "sha256": result.sha256,
-        "member_count": result.output_member_count,
-        "source": result.model_location,
-        "hyperparameters_source": result.hyperparameters_location or "",
-        "dummy_training_version": __version__,
-    }
+    metadata = {**_repack_metadata(result), "sha256": result.sha256}
     output.metadata.update(metadata)
     log.info("output artifact %s: %s", output.uri, json.dumps(metadata, sort_keys=True))
     _repack_outputs(result, report, metrics, artifact_uri=getattr(output, "uri", None))
@@ -152,12 +154,8 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
     log.info("output: %s (%s, %d members)", result.output, result.decision, result.output_member_count)
     if output_model is not None:
         point_at_s3(output_model, result.output)
-        output_model.metadata.update({
-            "filename": contract.MODEL_FILENAME, contract.OUTPUT_MODEL_S3_URI: result.output,
-            "decision": result.decision, "method": result.method, "size": result.output_size,
-            "member_count": result.output_member_count, "source": result.model_location,
-            "hyperparameters_source": result.hyperparameters_location or "", "dummy_training_version": __version__,
-        })  # no sha256: the kept prefix was copied server-side, never read back
+        # no sha256: the kept prefix was copied server-side, never read back
+        output_model.metadata.update({**_repack_metadata(result), contract.OUTPUT_MODEL_S3_URI: result.output})
     _repack_outputs(result, report, metrics)
     return result.output
 
