@@ -15,20 +15,13 @@
 # 4. pytest -m container tests/container with those images.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 DEBIAN_FRONTEND=noninteractive
 started=$SECONDS
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
 step "podman"
-missing=()
-for p in podman runc mmdebstrap uidmap; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ "$(id -u)" = 0 ] || { echo "container.sh: run as root to install ${missing[*]}" >&2; exit 1; }
-  apt-get update -q
-  apt-get install -y -q "${missing[@]}"
-fi
+apt_install_missing container.sh podman runc mmdebstrap uidmap
 conf=/etc/containers/containers.conf
 marker="# Written by .ci/container.sh"
 want="$marker

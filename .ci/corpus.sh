@@ -10,20 +10,13 @@
 # (bgzip), attr (setfattr), acl (setfacl). A missing tool makes the corpus tests fail, naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. .ci/lib.sh
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1 DEBIAN_FRONTEND=noninteractive
 started=$SECONDS
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
 step "writers and readers from apt"
-missing=()
-for p in tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  [ "$(id -u)" = 0 ] || { echo "corpus.sh: run as root to install ${missing[*]}" >&2; exit 1; }
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
+apt_install_missing corpus.sh --no-install-recommends tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl
 tar --version | head -n1
 bsdtar --version
 python3 -c 'import libarchive' 2>/dev/null || python3 -m pip install -q -e ".[test]"
