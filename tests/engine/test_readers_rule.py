@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -128,6 +131,75 @@ def test_a_sized_v7_directory_is_refused() -> None:
     tar = patch(tar, 0, typ=b"\0", field=(0, b"adir/\0\0\0\0\0"))
     with pytest.raises(InvalidInputError, match="directory written as a regular file"):
         scan(tar)
+
+
+DEEP = "b/" + "abc/" * 40 + "w.bin"  # as ./b/...: the name's 100th byte is a '/'
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("gnu", DEEP), ("posix", DEEP), ("oldgnu", "bbbb/" + "abc/" * 40 + "w.bin")])
+def test_a_deep_tree_whose_truncated_name_field_ends_in_a_slash_injects(fmt: str, name: str, tmp_path: Path) -> None:
+    """Issue 25's regression: GNU tar truncates a long name's name field (to 100 bytes; oldgnu: to 99 and a NUL),
+    here just after a '/'. The member is a regular file with data for every reader, as the real name (L record or
+    PAX path) says."""
+    deep = tmp_path / "src" / name
+    deep.parent.mkdir(parents=True)
+    weights = os.urandom(3000)
+    deep.write_bytes(weights)
+    model = tmp_path / "model.tar.gz"
+    subprocess.run(["tar", f"--format={fmt}", "-czf", str(model), "-C", str(tmp_path / "src"), "."], check=True)
+    files = [h for _, h in tar_headers(gzip.decompress(model.read_bytes())) if h[156:157] == b"0"]
+    assert len(files) == 1 and files[0][0:100].rstrip(b"\0").endswith(b"/")
+    out = tmp_path / "out"
+    res = subprocess.run([sys.executable, "-m", "dummy_training", "repack", "--model", str(model),
+                          "--hyperparameters-json", '{"a": 1}', "--output-dir", str(out)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    got = {m[0].removeprefix("./"): m[7] for m in members((out / "model.tar.gz").read_bytes())}
+    assert got[name] == weights and got["hyperparameters.json"] == b'{"a": 1}'
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+@pytest.mark.parametrize("typ", [tarfile.REGTYPE, tarfile.CONTTYPE])
+def test_a_long_name_rules_over_its_truncated_field_for_types_0_and_7(fmt: int, typ: bytes, tmp_path: Path,
+                                                                       scanner: str) -> None:
+    info = tarfile.TarInfo("./" + DEEP)
+    info.size, info.type = 3000, typ
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        tf.addfile(info, io.BytesIO(b"w" * 3000))
+        tf.addfile(tarfile.TarInfo("after.txt"), io.BytesIO())
+    data = gzip.compress(buf.getvalue(), mtime=0)
+    result, out = repack(data, tmp_path, scanner)
+    assert result.decision == "injected"
+    assert [(m[0], m[7]) for m in members(out.read_bytes())][:2] == [("./" + DEEP, b"w" * 3000), ("after.txt", b"")]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_a_sized_areg_member_whose_name_field_ends_in_a_slash_is_refused(fmt: int) -> None:
+    """Type \\0 with a name field ending in '/': tarfile reads a directory with no data after it (on the raw
+    field, before the long name applies); GNU tar and bsdtar read a file with 3000 bytes of data."""
+    info = tarfile.TarInfo("./" + DEEP)
+    info.size = 3000
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        tf.addfile(info, io.BytesIO(b"w" * 3000))
+    tar = buf.getvalue()
+    member = [offset for offset, h in tar_headers(tar) if h[156:157] == b"0"][0]
+    tar = patch(tar, member, typ=b"\0")
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        assert tf.getmembers()[0].isdir()  # tarfile's reading
+    with pytest.raises(InvalidInputError, match="directory written as a regular file"):
+        scan(tar)
+
+
+def tar_headers(tar: bytes) -> list[tuple[int, bytes]]:
+    """(offset, block) of every header, metadata headers included, as a reader walks them (sizes from the blocks)."""
+    out, pos = [], 0
+    while pos + 512 <= len(tar) and tar[pos : pos + 512] != bytes(512):
+        block = tar[pos : pos + 512]
+        out.append((pos, block))
+        pos += 512 + (int(block[124:136].strip(b"\0 ") or b"0", 8) + 511) // 512 * 512
+    return out
 
 
 @pytest.mark.parametrize("target", ["model/../../etc/passwd", "../etc/passwd", "a/../../x", "/etc/passwd"])

@@ -377,7 +377,19 @@ class TarScanner:
                                         "(readers take different ones as the stored size)")
             size = _pax_int(meta, "size", where)
         regular = typ in _FILE_TYPES
-        dir_by_slash = typ in (b"0", b"\0", b"7") and (name.endswith("/") or raw_name.endswith(b"/"))
+        # A regular type written as a directory, per reader (measured with tarfile 3.11, GNU tar 1.34 and bsdtar
+        # 3.6.2 on types 0, \0 and 7, with and without an L or PAX path, sizes 0 and > 0):
+        # - GNU tar and bsdtar judge the real name (after L or PAX path): ending in '/', any of the three types is a
+        #   directory. With a size, bsdtar and GNU tar's extraction read the data blocks as headers (GNU tar's
+        #   listing skips them), while tarfile reads types 0 and 7 as a file with that data.
+        # - tarfile judges only type \0, and on the 100-byte name field (TarInfo.frombuf turns AREGTYPE into
+        #   DIRTYPE before a long name applies): ending in '/', it is a directory and no data follows it, where GNU
+        #   tar and bsdtar, reading a real name without '/', read a file with data.
+        # - The name field of a member with a long name is its truncation: its last byte says nothing to GNU tar or
+        #   bsdtar, nor to tarfile for types 0 and 7 (a deep tree whose name has '/' as its 100th byte).
+        # So a size is refused only where a reader takes it for a directory; without one they differ only in
+        # whether an empty file or an empty directory is made.
+        dir_by_slash = (typ in (b"0", b"\0", b"7") and name.endswith("/")) or (typ == b"\0" and raw_name.endswith(b"/"))
         kind = "dir" if dir_by_slash else (_FILE_TYPES.get(typ) or _OTHER_TYPES.get(typ) or "other")
         self._current = name
         self._validate(name, typ, kind, link, where)
