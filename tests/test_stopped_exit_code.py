@@ -67,7 +67,7 @@ def _sagemaker_args(bucket: str, out: Path, *extra: str) -> list[str]:
     return ["sagemaker", "--model", f"s3://{bucket}/m/model.tar.gz", "--s3-prefix", f"s3://{bucket}/runs",
             "--role-arn", ROLE, "--image-uri", "img:1", "--job-name", "stopped-job", "--no-logs",
             "--poll-interval", "0.05", "--max-poll-interval", "0.1", "--stop-wait-seconds", "5",
-            "--timeout-seconds", "30", "--model-output-dir", str(out), *extra]
+            "--timeout-seconds", "10", "--model-output-dir", str(out), *extra]
 
 
 @pytest.mark.parametrize(("status", "extra", "message"), [
@@ -98,7 +98,7 @@ def _ack_args(bucket: str, moto_endpoint: str, kubeconfig: Path, out: Path, *ext
     return ["ack", "run", "--model", f"s3://{bucket}/m/model.tar.gz", "--s3-prefix", f"s3://{bucket}/runs",
             "--role-arn", ROLE, "--image-uri", "img:1", "--endpoint-url", moto_endpoint, "--job-name", "my-job",
             "--kubeconfig", str(kubeconfig), "--poll-interval", "0.05", "--max-poll-interval", "0.05",
-            "--stop-wait-seconds", "2", "--timeout-seconds", "30", "--model-output-dir", str(out), *extra]
+            "--stop-wait-seconds", "2", "--timeout-seconds", "10", "--model-output-dir", str(out), *extra]
 
 
 def _status(name: str) -> dict:

@@ -200,7 +200,7 @@ def test_a_directory_left_at_output_model_by_an_earlier_attempt_is_replaced(
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", fake.start())
     config = LaunchConfig(model=f"s3://{bucket}/m/model.tar.gz", role_arn=ROLE, image_uri="img:1",
                           s3_prefix=f"s3://{bucket}/runs", region="us-east-1", job_name="retried-job",
-                          stream_logs=False, poll_interval=0.05, max_poll_interval=0.1, timeout_seconds=30)
+                          stream_logs=False, poll_interval=0.05, max_poll_interval=0.1, timeout_seconds=10)
     try:
         run_sagemaker_component(config, output_model)
     except SystemExit as exc:

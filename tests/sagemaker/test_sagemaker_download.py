@@ -37,7 +37,7 @@ def sagemaker_endpoint() -> str:
 def _cmd(bucket: str, out: Path) -> list[str]:
     return [sys.executable, "-m", "dummy_training", "sagemaker", "--model", f"s3://{bucket}/m/model.tar.gz",
             "--s3-prefix", f"s3://{bucket}/runs", "--role-arn", ROLE, "--image-uri", "img:1", "--job-name", JOB,
-            "--poll-interval", "0.05", "--max-poll-interval", "0.1", "--timeout-seconds", "30", "--no-logs",
+            "--poll-interval", "0.05", "--max-poll-interval", "0.1", "--timeout-seconds", "10", "--no-logs",
             "--model-output-dir", str(out)]
 
 
