@@ -6,7 +6,9 @@
 - cuts every ``cut_every``-th GET of an object whose key ends with ``cut_key`` in the middle of its body: the
   status line and headers announce the whole Content-Length, half the body is sent, then the connection is
   closed (botocore raises ``ResponseStreamingError: IncompleteRead`` while reading the body, after the call
-  itself succeeded, so botocore's own retries never see it).
+  itself succeeded, so botocore's own retries never see it);
+- with ``trickle`` set, sends the body of every GET of ``cut_key`` in 64 KiB pieces ``trickle`` seconds apart (a
+  slow connection: a download that is still running when the test acts); ``trickled`` counts the bytes sent so.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import threading
+import time
 import urllib.parse
 from typing import Any
 
@@ -25,11 +28,14 @@ class FaultyProxy:
     #: how much of a cut body is sent (0: none of it, so a retry makes no progress)
     _fraction = 0.5
 
-    def __init__(self, upstream: str, *, cut_every: int = 0, fail_every: int = 0, cut_key: str = "") -> None:
+    def __init__(self, upstream: str, *, cut_every: int = 0, fail_every: int = 0, cut_key: str = "",
+                 trickle: float = 0.0) -> None:
         self.upstream = urllib.parse.urlsplit(upstream)
         self.cut_every = cut_every
         self.fail_every = fail_every
         self.cut_key = cut_key
+        self.trickle = trickle
+        self.trickled = 0
         self.requests = 0
         self.gets_of_key = 0
         self.cuts = 0
@@ -68,8 +74,9 @@ class FaultyProxy:
         with self._lock:
             self.requests += 1
             fail = self.fail_every and self.requests % self.fail_every == 0
-            cut = False
+            cut = slow = False
             if not fail and h.command == "GET" and self.cut_key and path.endswith(self.cut_key):
+                slow = self.trickle > 0
                 self.gets_of_key += 1
                 cut = bool(self.cut_every) and self.gets_of_key % self.cut_every == 0
             self.failures += bool(fail)
@@ -109,4 +116,20 @@ class FaultyProxy:
             h.wfile.flush()
             h.close_connection = True
             return
+        if slow:
+            self._trickle(h, data)
+            return
         h.wfile.write(data)
+
+    def _trickle(self, h: http.server.BaseHTTPRequestHandler, data: bytes) -> None:
+        piece = 64 << 10
+        for start in range(0, len(data), piece):
+            try:
+                h.wfile.write(data[start:start + piece])
+                h.wfile.flush()
+            except OSError:  # the client went away (cancelled, killed): not the proxy's error
+                h.close_connection = True
+                return
+            with self._lock:
+                self.trickled += len(data[start:start + piece])
+            time.sleep(self.trickle)

@@ -180,18 +180,30 @@ def translate_error(exc: BaseException, action: str) -> DummyTrainingError:
         return RuntimeIOError(f"{action}: {code}: {message}")
     if isinstance(exc, OSError):
         return RuntimeIOError(f"{action}: {exc}")
+    if isinstance(exc, _transfer_gave_up()):  # boto3's transfer retried reading a body (cut connections), gave up
+        return RuntimeIOError(f"{action}: {exc.last_exception} (retried, gave up)")
     return RuntimeIOError(f"{action}: {type(exc).__name__}: {exc}")
 
 
 @contextlib.contextmanager
 def translating(action: str) -> Iterator[None]:
     """``with translating("read s3://b/k"): ...`` turns botocore errors into DummyTrainingError."""
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         yield
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, Boto3Error, *_transfer_gave_up()) as exc:
         raise translate_error(exc, action) from exc
+
+
+def _transfer_gave_up() -> tuple[type[Exception], ...]:
+    """What boto3's managed transfers raise when their retries of a body ran out (``download_fileobj`` raises
+    s3transfer's own, ``download_file`` boto3's copy of it); both carry ``last_exception``."""
+    import boto3.exceptions
+    import s3transfer.exceptions
+
+    return boto3.exceptions.RetriesExceededError, s3transfer.exceptions.RetriesExceededError
 
 
 def default_region() -> str | None:

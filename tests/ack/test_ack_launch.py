@@ -41,6 +41,14 @@ def status(name: str, **changes: Any) -> dict[str, Any]:
 
 CREATED = "in_progress.yaml"
 COMPLETED = "completed.yaml"
+#: A launch here that waits longer than this on the real clock is wrong: it ends as a timeout (JobStoppedError,
+#: "did not finish within") in seconds instead of hanging until the suite's timeout.
+SHORT_TIMEOUT = 10.0
+
+
+def must_not_wait(seconds: float) -> None:
+    """``sleep`` for a launch that must end without polling again: the first wait fails the test at once."""
+    raise AssertionError(f"the launcher waited ({seconds} s) where it must not wait at all")
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ def config(bucket: str, moto_endpoint: str, model: str, **overrides: Any) -> Lau
     kwargs: dict[str, Any] = dict(model=model, role_arn=ROLE, image_uri=IMAGE, s3_prefix=f"s3://{bucket}/runs",
                                   hyperparameters_json='{"epochs": 3}', endpoint_url=moto_endpoint,
                                   job_name_parts=("run-1234", "task-repack"), poll_interval=0.01,
-                                  max_poll_interval=0.01, stop_wait_seconds=2)
+                                  max_poll_interval=0.01, stop_wait_seconds=2, timeout_seconds=SHORT_TIMEOUT)
     kwargs.update(overrides)
     return LaunchConfig(**kwargs)
 
@@ -242,7 +250,8 @@ def test_resource_being_deleted_is_never_re_attached(kube, bucket, moto_endpoint
     doomed["metadata"]["finalizers"] = ["finalizers.sagemaker.services.k8s.aws/ProcessingJob"]
     kube.put(NS, doomed)
     kube.statuses = [status(COMPLETED)]
-    result = ack_launcher.launch(cfg, options(kube))
+    # the new attempt is Completed at its first read: no sleep (re-attaching to the doomed one would wait on it)
+    result = ack_launcher.launch(cfg, options(kube), sleep=must_not_wait)
     (body,) = posts(kube)
     assert body["metadata"]["name"] == f"{name}-a2" and result.job_name == f"{name}-a2"
     assert "DELETE" not in kube.methods()
@@ -252,7 +261,7 @@ def test_resource_being_deleted_is_never_re_attached(kube, bucket, moto_endpoint
     doomed["metadata"]["deletionTimestamp"] = "2026-12-01T20:00:00Z"
     kube.put(NS, doomed)
     with pytest.raises(JobStoppedError, match=f"my-job in namespace {NS} is being deleted .*pass a new job_name"):
-        ack_launcher.launch(explicit, options(kube))
+        ack_launcher.launch(explicit, options(kube), sleep=must_not_wait)
     assert len(posts(kube)) == 1
 
 

@@ -158,3 +158,56 @@ def test_failed_launch_still_writes_and_logs_the_report(tmp_path: Path, capsys: 
     err = capsys.readouterr().err
     assert "KFP does not upload the outputs of a failed task" in err and "| Failure reason | AlgorithmError" in err
     assert err.rstrip().splitlines()[-1] == "dummy-training: error: processing job job-1 failed: AlgorithmError: boom"
+
+
+@pytest.fixture
+def process_state_restored():  # noqa: ANN201
+    """The component sets up the process as a KFP executor's (SIGTERM/SIGINT handlers, logging onto stderr):
+    put pytest's back afterwards."""
+    import logging
+    import signal
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    logger = logging.getLogger("dummy_training")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+    logger.handlers[:], logger.propagate = handlers, propagate
+    logger.setLevel(level)
+
+
+def test_a_directory_left_at_output_model_by_an_earlier_attempt_is_replaced(
+        s3, bucket: str, moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture, process_state_restored: None) -> None:
+    """A retried task finds a directory where its output_model goes (an earlier attempt's): the component
+    replaces it with the model.tar.gz itself and leaves nothing else beside it (no download directory)."""
+    from types import SimpleNamespace
+
+    from dummy_training.kfp.runtime import run_sagemaker_component
+    from dummy_training.sagemaker.launcher import LaunchConfig
+
+    s3.put_object(Bucket=bucket, Key="m/model.tar.gz", Body=b"m")
+    s3.put_object(Bucket=bucket, Key="runs/retried-job/output/model.tar.gz", Body=b"the repacked model")
+    task_dir = tmp_path / "task"
+    leftover = task_dir / "output_model"
+    (leftover / "nested").mkdir(parents=True)
+    (leftover / contract.MODEL_FILENAME).write_bytes(b"an earlier attempt's download")
+    (leftover / "nested" / "part").write_bytes(b"x")
+    output_model = SimpleNamespace(path=str(leftover), uri="", metadata={})
+    fake = FakeSageMaker(running_status="Completed")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", fake.start())
+    config = LaunchConfig(model=f"s3://{bucket}/m/model.tar.gz", role_arn=ROLE, image_uri="img:1",
+                          s3_prefix=f"s3://{bucket}/runs", region="us-east-1", job_name="retried-job",
+                          stream_logs=False, poll_interval=0.05, max_poll_interval=0.1, timeout_seconds=10)
+    try:
+        run_sagemaker_component(config, output_model)
+    except SystemExit as exc:
+        pytest.fail(f"the component failed (exit {exc.code}): {capsys.readouterr().err.strip().splitlines()[-1]}")
+    finally:
+        fake.stop()
+    assert Path(output_model.path).is_file()
+    assert Path(output_model.path).read_bytes() == b"the repacked model"
+    assert output_model.metadata["sha256"] == hashlib.sha256(b"the repacked model").hexdigest()
+    assert sorted(p.name for p in task_dir.iterdir()) == ["output_model"]  # no .output_model.download left

@@ -83,6 +83,31 @@ def test_retry_does_not_upload_an_identical_model_again(s3, bucket: str, tmp_pat
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == b"y" * 1000
 
 
+@pytest.mark.parametrize("metadata", [{}, {staging.STAGED_SHA256_META: _sha(b"z" * 1000)},
+                                      {staging.STAGED_SHA256_META: "not-a-digest"}],
+                         ids=["no-sha256", "its-own-sha256", "a-bad-sha256"])
+def test_an_object_of_the_same_size_at_the_key_is_replaced_unless_it_carries_our_sha256(
+        s3, bucket: str, tmp_path: Path, metadata: dict[str, str]) -> None:
+    """Only an object labelled with our file's SHA-256 is ours: another one of the same size at the staged key
+    (put there by hand, by another tool, or with no label) is overwritten, so the job reads our model."""
+    model = tmp_path / "model.tar.gz"
+    model.write_bytes(b"x" * 1000)
+    prefix = f"s3://{bucket}/p"
+    key = f"p/input/model/sha256-{_sha(b'x' * 1000)}/model.tar.gz"
+    s3.put_object(Bucket=bucket, Key=key, Body=b"z" * 1000, Metadata=metadata)
+    calls = _count_puts(s3)
+    staged = staging.stage_inputs(s3, model=str(model), hyperparameters=None, hyperparameters_json=None,
+                                  staging_prefix=prefix)
+    assert _key(staged.model_s3_uri) == key
+    got = s3.get_object(Bucket=bucket, Key=key)
+    assert got["Body"].read() == b"x" * 1000  # what the job reads
+    assert got["Metadata"] == {staging.STAGED_SHA256_META: _sha(b"x" * 1000)}
+    assert calls == ["PutObject"]
+    calls.clear()  # now it is ours: a retry uploads nothing
+    staging.stage_inputs(s3, model=str(model), hyperparameters=None, hyperparameters_json=None, staging_prefix=prefix)
+    assert calls == []
+
+
 def test_s3_model_named_model_tar_gz_is_used_in_place(s3, bucket: str) -> None:
     s3.put_object(Bucket=bucket, Key="models/a/model.tar.gz", Body=b"m")
     calls = _count_puts(s3)

@@ -731,10 +731,13 @@ def download_model(s3: Any, uri: str, directory: str) -> str:
     target = target_dir / contract.MODEL_FILENAME
     tmp = target_dir / f".{contract.MODEL_FILENAME}.part"
     log.info("downloading %s -> %s", uri, target)
-    try:
-        with aws.translating(f"download {uri}"):
-            s3.download_file(bucket, key, str(tmp), Config=TransferConfig(max_concurrency=8))
+    try:  # the one partial file is ours (download_file would add its own temp name): removed on any failure
+        with aws.translating(f"download {uri}"), open(tmp, "wb") as fh:
+            s3.download_fileobj(bucket, key, fh, Config=TransferConfig(max_concurrency=8))
         os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeIOError(f"cannot write {target}: {exc.strerror or exc}") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
