@@ -33,7 +33,7 @@ def compiled() -> dict[Path, tuple[compile_mod.Target, str]]:
     """Every target of the repository, freshly compiled once with the default image: path -> (target, text)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(IMAGE_ENV, DEFAULT_IMAGE)
-        return {REPO / t.path: (t, compile_mod.compile_text(t.obj)) for t in compile_mod.targets(REPO)}
+        return {REPO / t.path: (t, compile_mod.compile_text(t.obj)) for t in compile_mod.targets()}
 
 
 def _repack_parser() -> argparse.ArgumentParser:
@@ -55,9 +55,13 @@ def test_discovery_finds_every_component_folder_and_pipeline(compiled: dict) -> 
     for folder in sorted((REPO / "components").iterdir()):
         if (folder / "component.yaml").exists():
             assert f"components/{folder.name}/component.yaml" in paths
-    for py in sorted((REPO / "pipelines").glob("*.py")):
-        assert f"pipelines/{py.stem}.yaml" in paths
-        assert f"{compile_mod.PACKAGE_PIPELINES_DIR}/{py.stem}.yaml" in paths
+    package = REPO / "container" / "dummy_training" / "kfp" / "pipelines"
+    stems = [py.stem for py in sorted(package.glob("*.py")) if not py.name.startswith("_")]
+    assert stems == ["dummy_training_parallel_pipeline", "dummy_training_pipeline"]
+    for stem in stems:
+        assert f"pipelines/{stem}.yaml" in paths
+        assert f"{compile_mod.PACKAGE_PIPELINES_DIR}/{stem}.yaml" in paths
+    assert not list((REPO / "pipelines").glob("*.py")), "pipeline definitions live in the package"
     assert "components/dummy_training/component.yaml" in paths
     assert "components/dummy_training_s3/component.yaml" in paths
 
@@ -395,7 +399,7 @@ def test_component_readmes_document_every_input_output_image_and_local_runner() 
 
 def test_every_pipeline_parameter_is_documented() -> None:
     text = (REPO / "pipelines" / "README.md").read_text()
-    for stem, (_src, pipeline) in compile_mod.discover_pipelines(REPO).items():
+    for stem, (_src, pipeline) in compile_mod.discover_pipelines().items():
         block = _block(text, f"parameters {stem}")
         for name in pipeline.component_spec.inputs:
             assert f"| `{name}` |" in block, (stem, name)

@@ -5,9 +5,10 @@ them into artifacts for the native branch. Each backend is one branch of ``dsl.I
 and every branch runs its own downstream check (``kfp.local`` cannot merge artifacts across branches with
 ``dsl.OneOf``). An unknown backend fails the run.
 
-Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipeline.yaml); run locally with
+Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipeline.yaml; ``--image IMG
+--output-dir DIR`` for your registry, from any install); run locally with
 ``dummy-training demo``; upload with ``kfp pipeline create -p dummy-training-pipeline
-pipelines/dummy_training_pipeline.yaml`` (README: upload and run).
+pipelines/dummy_training_pipeline.yaml`` (docs/deploy.md).
 """
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
