@@ -16,7 +16,8 @@
 #   CONTAINER_ENGINE=podman container/build.sh
 #
 # The version comes from container/dummy_training/__init__.py, so the tag matches what the compiled
-# components name (dummy-training:<version>); compile with DUMMY_TRAINING_IMAGE=<tag> when you push elsewhere.
+# components name (dummy-training:<version>); when you push elsewhere, compile for it:
+# dummy-training compile --image <tag> --output-dir DIR (docs/deploy.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +36,7 @@ NETWORK=""
 ROOTFS_IMAGE=localhost/debian-bookworm-python3:rootfs
 BASE_IMAGE=localhost/dummy-training-base:py311-bookworm
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --kind) KIND=1 ;;

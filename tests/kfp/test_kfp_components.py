@@ -428,3 +428,20 @@ def test_output_model_points_at_the_s3_object_only_where_the_runner_accepts_it()
     finally:
         logging.getLogger("dummy_training.kfp").removeHandler(handler)
     assert elsewhere.uri.startswith("minio://mlpipeline/") and "refuses an output artifact" in logged.getvalue()
+
+
+def test_the_tracked_yaml_is_never_rewritten_for_another_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """``DUMMY_TRAINING_IMAGE=... dummy-training compile`` (or ``--image`` without ``--output-dir``) used to rewrite
+    the tracked YAML for another registry, which ``compile --check`` then called drift: now one line pointing at
+    ``--output-dir``, and nothing written."""
+    custom = "registry.example.com/dt:1"
+    before = {p: p.read_bytes() for p in sorted(REPO.glob("components/*/component.yaml"))}
+    monkeypatch.setenv(IMAGE_ENV, custom)
+    assert cli.main(["compile", "--root", str(REPO)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"not {custom} (from ${IMAGE_ENV})" in line and f"--image {custom} --output-dir DIR" in line
+    monkeypatch.setenv(IMAGE_ENV, DEFAULT_IMAGE)
+    assert cli.main(["compile", "--root", str(REPO), "--image", custom]) == 2
+    assert f"not {custom} (from --image)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before

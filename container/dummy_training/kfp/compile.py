@@ -228,6 +228,8 @@ def compile_all(root: Path | None, image: str | None = None, check: bool = False
     not used (None is fine)."""
     if output_dir is not None and check:
         raise InvalidInputError("--check compares the tracked YAML: it takes no --output-dir")
+    if output_dir is None:
+        _refuse_another_image(image or os.environ.get(_image_env()))
     changed: list[Path] = []
     saved_image = os.environ.get(_image_env())
     try:
@@ -275,6 +277,17 @@ def compile_all(root: Path | None, image: str | None = None, check: bool = False
     return changed
 
 
+def _refuse_another_image(image: str | None) -> None:
+    """The tracked files name the default image (what ``--check`` compares); another image goes elsewhere."""
+    from dummy_training.kfp.components import DEFAULT_IMAGE, IMAGE_ENV
+
+    if image and image != DEFAULT_IMAGE:
+        given = "--image" if image != os.environ.get(IMAGE_ENV) else f"${IMAGE_ENV}"
+        raise InvalidInputError(f"the tracked YAML names {DEFAULT_IMAGE}, not {image} (from {given}): to compile "
+                                f"for your registry, write it elsewhere: dummy-training compile --image {image} "
+                                "--output-dir DIR")
+
+
 def _image_env() -> str:
     from dummy_training.kfp import components as kfp_components
 
@@ -303,8 +316,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", type=Path, help="repository root, for the tracked files (default: found from the current "
                                              "directory; not needed with --output-dir)")
-    p.add_argument("--image", help="image the components run in (default $DUMMY_TRAINING_IMAGE or "
-                                   "dummy-training:<version>); the committed YAMLs use the default")
+    p.add_argument("--image", help="image the components run in, with --output-dir (default "
+                                   "dummy-training:<version>, which the tracked YAML names)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any YAML differs (CI)")
     p.add_argument("--output-dir", type=Path, metavar="DIR",
                    help="write every component and pipeline YAML under DIR (components/<name>/component.yaml, "
