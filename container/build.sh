@@ -43,7 +43,7 @@ while [ $# -gt 0 ]; do
     --cluster) CLUSTER="$2"; shift ;;
     --tag) TAG="$2"; shift ;;
     --push) PUSH=1 ;;
-    --root) APP_UID=0; TAG="${TAG}-root" ;;
+    --root) APP_UID=0 ;;
     --debian-base) DEBIAN_BASE=1 ;;
     --ca-bundle) CA_BUNDLE="$2"; shift ;;
     --python-image) PYTHON_IMAGE="$2"; shift ;;
@@ -53,6 +53,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ "$APP_UID" = 0 ]; then TAG="${TAG}-root"; fi   # after the loop: --root and --tag in either order
 if [ -n "$CA_BUNDLE" ] && [ ! -s "$CA_BUNDLE" ]; then
   echo "build.sh: --ca-bundle $CA_BUNDLE: no such file (or empty)" >&2; exit 2
 fi
