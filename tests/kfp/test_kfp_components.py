@@ -445,3 +445,8 @@ def test_the_tracked_yaml_is_never_rewritten_for_another_image(tmp_path: Path, m
     assert cli.main(["compile", "--root", str(REPO), "--image", custom]) == 2
     assert f"not {custom} (from --image)" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_the_checkout_is_found_from_anywhere_when_the_package_is_imported_from_it(tmp_path: Path) -> None:
+    """An editable install (or PYTHONPATH=container): `compile --check` run outside the checkout finds it."""
+    assert compile_mod.find_root(tmp_path) == REPO

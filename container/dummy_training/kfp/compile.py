@@ -73,7 +73,7 @@ def find_root(start: Path | None = None) -> Path:
     else the checkout this package was imported from (editable install)."""
     candidates = [start or Path.cwd()]
     candidates += list(candidates[0].resolve().parents)
-    candidates.append(Path(__file__).resolve().parents[2])
+    candidates.append(Path(__file__).resolve().parents[3])  # container/dummy_training/kfp/compile.py -> the checkout
     for c in candidates:
         if (c / "components").is_dir() and (c / "pipelines").is_dir() and (c / "container").is_dir():
             return c
