@@ -326,9 +326,11 @@ def task_job_name_parts(output_model: Any) -> tuple[str, ...]:
     uuid the driver draws once per task (per ``ParallelFor`` iteration too) and Argo's retries of the task's pod
     reuse; under ``kfp.local``, ``<pipeline root>/<pipeline>-<time>/<task name>``. So the task name plus a hash of
     the task root is one name per task of one run, the same on every retry: a retried task re-attaches to its
-    job. (``dsl.PIPELINE_TASK_ID_PLACEHOLDER`` is no such key: the 2.17 driver fills it with the id of the
-    task's enclosing DAG, shared by sibling tasks.) ``()`` when the artifact has no uri (the launcher then draws
-    a fresh name)."""
+    job. The placeholders are no such key: ``dsl.PIPELINE_TASK_ID_PLACEHOLDER`` is filled by the 2.17 driver with
+    the id of the task's enclosing DAG, shared by sibling tasks, and a placeholder as an input's *default* (which
+    would spare the wiring) is filled by kfp.local but not by the driver, which leaves an omitted optional input
+    to the component: it would see the literal ``{{$.pipeline_job_uuid}}``. ``()`` when the artifact has no uri
+    (the launcher then draws a fresh name)."""
     uri = str(getattr(output_model, "uri", "") or "").rstrip("/")
     root = uri.rsplit("/", 1)[0] if "/" in uri else ""
     segments = [s for s in root.split("/") if s and not s.endswith(":")]
