@@ -42,7 +42,7 @@ def dummy_training_pipeline(
     """Repack a pretrained model.tar.gz so it carries a root hyperparameters.json.
 
     Args:
-        model_uri: URI of the pretrained model.tar.gz (s3://, minio://, gs://, or a local path with kfp.local).
+        model_uri: URI of the pretrained model.tar.gz: s3://, minio://, gs:// (sagemaker/ack: s3://); kfp.local: a path.
         hyperparameters_uri: URI of hyperparameters.json to inject when the archive has none; empty for none.
         hyperparameters_json: Hyperparameters to inject as an inline JSON object; empty for none.
         backend: Where the repack runs: kubernetes (in the pipeline's pod), sagemaker or ack.
