@@ -450,3 +450,24 @@ def test_the_tracked_yaml_is_never_rewritten_for_another_image(tmp_path: Path, m
 def test_the_checkout_is_found_from_anywhere_when_the_package_is_imported_from_it(tmp_path: Path) -> None:
     """An editable install (or PYTHONPATH=container): `compile --check` run outside the checkout finds it."""
     assert compile_mod.find_root(tmp_path) == REPO
+
+
+def test_every_component_has_its_metadata_in_the_pipelines_components_schema() -> None:
+    """components/<name>/metadata.yaml as kubeflow/pipelines-components (KEP-913) validates it: name, tier,
+    stability, dependencies.kubeflow with a Pipelines version range, external_services, tags, an RFC 3339
+    lastVerified; and what it says about KFP is the package's own floor."""
+    from datetime import datetime
+
+    from dummy_training.kfp.components import KFP_BACKEND_VERSIONS
+
+    folders = sorted(p.parent.name for p in REPO.glob("components/*/component.yaml"))
+    assert folders == sorted(compile_mod.discover_metadata())
+    for folder in folders:
+        meta = yaml.safe_load((REPO / "components" / folder / "metadata.yaml").read_text())
+        assert meta["name"] == folder and meta["tier"] == "third_party"
+        assert meta["stability"] in ("alpha", "beta", "stable")
+        assert meta["dependencies"]["kubeflow"] == [{"name": "Pipelines", "version": KFP_BACKEND_VERSIONS}]
+        assert all(s["name"] for s in meta["dependencies"]["external_services"])
+        assert meta["tags"] and all(isinstance(t, str) and t for t in meta["tags"])
+        assert datetime.fromisoformat(meta["lastVerified"].replace("Z", "+00:00")).tzinfo is not None
+        assert (REPO / "components" / folder / meta["links"]["documentation"].split("/", 2)[2]).is_file()
