@@ -16,7 +16,8 @@
 #   CONTAINER_ENGINE=podman container/build.sh
 #
 # The version comes from container/dummy_training/__init__.py, so the tag matches what the compiled
-# components name (dummy-training:<version>); compile with DUMMY_TRAINING_IMAGE=<tag> when you push elsewhere.
+# components name (dummy-training:<version>); when you push elsewhere, compile for it:
+# dummy-training compile --image <tag> --output-dir DIR (docs/deploy.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,14 +36,14 @@ NETWORK=""
 ROOTFS_IMAGE=localhost/debian-bookworm-python3:rootfs
 BASE_IMAGE=localhost/dummy-training-base:py311-bookworm
 
-usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --kind) KIND=1 ;;
     --cluster) CLUSTER="$2"; shift ;;
     --tag) TAG="$2"; shift ;;
     --push) PUSH=1 ;;
-    --root) APP_UID=0; TAG="${TAG}-root" ;;
+    --root) APP_UID=0 ;;
     --debian-base) DEBIAN_BASE=1 ;;
     --ca-bundle) CA_BUNDLE="$2"; shift ;;
     --python-image) PYTHON_IMAGE="$2"; shift ;;
@@ -52,6 +53,7 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ "$APP_UID" = 0 ]; then TAG="${TAG}-root"; fi   # after the loop: --root and --tag in either order
 if [ -n "$CA_BUNDLE" ] && [ ! -s "$CA_BUNDLE" ]; then
   echo "build.sh: --ca-bundle $CA_BUNDLE: no such file (or empty)" >&2; exit 2
 fi

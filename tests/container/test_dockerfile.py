@@ -197,3 +197,14 @@ def test_build_script_refuses_bad_options(tmp_path: Path, args: list[str], messa
     proc, calls = _build_with_fake_engine(tmp_path, *args)
     assert proc.returncode == 2 and message in proc.stderr
     assert calls == []
+
+
+@pytest.mark.parametrize("args", [["--root", "--tag", "reg.example/dt:1"], ["--tag", "reg.example/dt:1", "--root"]])
+def test_build_script_root_tag_is_the_same_in_either_order(tmp_path: Path, args: list[str]) -> None:
+    """docs/deploy.md pushes the root variant with ``--tag <registry>/dummy-training:<v> --root``; ``--root`` first
+    used to lose its ``-root`` to the later ``--tag``."""
+    proc, calls = _build_with_fake_engine(tmp_path, *args)
+    assert proc.returncode == 0, proc.stderr
+    build = calls[0]
+    assert build[build.index("--tag") + 1] == "reg.example/dt:1-root"
+    assert "--build-arg APP_UID=0" in " ".join(build)

@@ -36,7 +36,7 @@ def test_component_interface_matches_the_sagemaker_launcher_and_contract() -> No
     assert spec.outputs["output_model"].type.startswith("system.Model")
     # every job input is a LaunchConfig field of the same name (the SageMaker launcher's vocabulary)
     launcher_fields = {f.name for f in dataclasses.fields(LaunchConfig)}
-    ack_only = {"namespace", "kfp_run_id", "kfp_task_id", "download_model"}
+    ack_only = {"namespace", "download_model"}
     assert set(spec.inputs) - ack_only <= launcher_fields
     for param in (contract.MODEL, contract.HYPERPARAMETERS, contract.HYPERPARAMETERS_JSON):
         assert param.name in spec.inputs
@@ -75,8 +75,8 @@ def test_without_download_the_output_models_uri_is_the_s3_object(tmp_path, monke
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
         task = ack_dummy_training(
             model=f"s3://{bucket}/in/model.tar.gz", role_arn=ROLE, image_uri="dummy-training:test",
-            s3_prefix=f"s3://{bucket}/runs", hyperparameters_json='{"lr": 0.1}', kfp_run_id="run-43",
-            kfp_task_id="repack", endpoint_url=moto_endpoint, download_model=False)
+            s3_prefix=f"s3://{bucket}/runs", hyperparameters_json='{"lr": 0.1}', job_name=name,
+            endpoint_url=moto_endpoint, download_model=False)
     artifact = task.outputs["output_model"]
     assert artifact.uri == f"s3://{bucket}/{out_key}"  # the model.tar.gz object, not a prefix
     assert artifact.metadata[contract.OUTPUT_MODEL_S3_URI] == artifact.uri
@@ -100,8 +100,8 @@ def test_kfp_local_run_creates_resource_and_delivers_outputs(tmp_path, monkeypat
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"))
         task = ack_dummy_training(
             model=str(model), role_arn=ROLE, image_uri="dummy-training:test", s3_prefix=f"s3://{bucket}/runs",
-            hyperparameters_json='{"lr": 0.1}', kfp_run_id="run-42", kfp_task_id="repack",
-            endpoint_url=moto_endpoint, environment={"LOG_LEVEL": "debug"}, tags={"team": "ml"},
+            hyperparameters_json='{"lr": 0.1}', job_name=name, endpoint_url=moto_endpoint,
+            environment={"LOG_LEVEL": "debug"}, tags={"team": "ml"},
             subnets=["subnet-1", "subnet-2"], security_group_ids=["sg-1"])
         posts = [body for method, _p, body in kube.requests if method == "POST"]
     assert task.outputs[contract.OUTPUT_MODEL_S3_URI] == f"s3://{bucket}/{out_key}"

@@ -33,7 +33,7 @@ def compiled() -> dict[Path, tuple[compile_mod.Target, str]]:
     """Every target of the repository, freshly compiled once with the default image: path -> (target, text)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(IMAGE_ENV, DEFAULT_IMAGE)
-        return {REPO / t.path: (t, compile_mod.compile_text(t.obj)) for t in compile_mod.targets(REPO)}
+        return {REPO / t.path: (t, compile_mod.compile_text(t.obj)) for t in compile_mod.targets()}
 
 
 def _repack_parser() -> argparse.ArgumentParser:
@@ -55,9 +55,13 @@ def test_discovery_finds_every_component_folder_and_pipeline(compiled: dict) -> 
     for folder in sorted((REPO / "components").iterdir()):
         if (folder / "component.yaml").exists():
             assert f"components/{folder.name}/component.yaml" in paths
-    for py in sorted((REPO / "pipelines").glob("*.py")):
-        assert f"pipelines/{py.stem}.yaml" in paths
-        assert f"{compile_mod.PACKAGE_PIPELINES_DIR}/{py.stem}.yaml" in paths
+    package = REPO / "container" / "dummy_training" / "kfp" / "pipelines"
+    stems = [py.stem for py in sorted(package.glob("*.py")) if not py.name.startswith("_")]
+    assert stems == ["dummy_training_parallel_pipeline", "dummy_training_pipeline"]
+    for stem in stems:
+        assert f"pipelines/{stem}.yaml" in paths
+        assert f"{compile_mod.PACKAGE_PIPELINES_DIR}/{stem}.yaml" in paths
+    assert not list((REPO / "pipelines").glob("*.py")), "pipeline definitions live in the package"
     assert "components/dummy_training/component.yaml" in paths
     assert "components/dummy_training_s3/component.yaml" in paths
 
@@ -395,7 +399,7 @@ def test_component_readmes_document_every_input_output_image_and_local_runner() 
 
 def test_every_pipeline_parameter_is_documented() -> None:
     text = (REPO / "pipelines" / "README.md").read_text()
-    for stem, (_src, pipeline) in compile_mod.discover_pipelines(REPO).items():
+    for stem, (_src, pipeline) in compile_mod.discover_pipelines().items():
         block = _block(text, f"parameters {stem}")
         for name in pipeline.component_spec.inputs:
             assert f"| `{name}` |" in block, (stem, name)
@@ -424,3 +428,46 @@ def test_output_model_points_at_the_s3_object_only_where_the_runner_accepts_it()
     finally:
         logging.getLogger("dummy_training.kfp").removeHandler(handler)
     assert elsewhere.uri.startswith("minio://mlpipeline/") and "refuses an output artifact" in logged.getvalue()
+
+
+def test_the_tracked_yaml_is_never_rewritten_for_another_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """``DUMMY_TRAINING_IMAGE=... dummy-training compile`` (or ``--image`` without ``--output-dir``) used to rewrite
+    the tracked YAML for another registry, which ``compile --check`` then called drift: now one line pointing at
+    ``--output-dir``, and nothing written."""
+    custom = "registry.example.com/dt:1"
+    before = {p: p.read_bytes() for p in sorted(REPO.glob("components/*/component.yaml"))}
+    monkeypatch.setenv(IMAGE_ENV, custom)
+    assert cli.main(["compile", "--root", str(REPO)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"not {custom} (from ${IMAGE_ENV})" in line and f"--image {custom} --output-dir DIR" in line
+    monkeypatch.setenv(IMAGE_ENV, DEFAULT_IMAGE)
+    assert cli.main(["compile", "--root", str(REPO), "--image", custom]) == 2
+    assert f"not {custom} (from --image)" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_the_checkout_is_found_from_anywhere_when_the_package_is_imported_from_it(tmp_path: Path) -> None:
+    """An editable install (or PYTHONPATH=container): `compile --check` run outside the checkout finds it."""
+    assert compile_mod.find_root(tmp_path) == REPO
+
+
+def test_every_component_has_its_metadata_in_the_pipelines_components_schema() -> None:
+    """components/<name>/metadata.yaml as kubeflow/pipelines-components (KEP-913) validates it: name, tier,
+    stability, dependencies.kubeflow with a Pipelines version range, external_services, tags, an RFC 3339
+    lastVerified; and what it says about KFP is the package's own floor."""
+    from datetime import datetime
+
+    from dummy_training.kfp.components import KFP_BACKEND_VERSIONS
+
+    folders = sorted(p.parent.name for p in REPO.glob("components/*/component.yaml"))
+    assert folders == sorted(compile_mod.discover_metadata())
+    for folder in folders:
+        meta = yaml.safe_load((REPO / "components" / folder / "metadata.yaml").read_text())
+        assert meta["name"] == folder and meta["tier"] == "third_party"
+        assert meta["stability"] in ("alpha", "beta", "stable")
+        assert meta["dependencies"]["kubeflow"] == [{"name": "Pipelines", "version": KFP_BACKEND_VERSIONS}]
+        assert all(s["name"] for s in meta["dependencies"]["external_services"])
+        assert meta["tags"] and all(isinstance(t, str) and t for t in meta["tags"])
+        assert datetime.fromisoformat(meta["lastVerified"].replace("Z", "+00:00")).tzinfo is not None
+        assert (REPO / "components" / folder / meta["links"]["documentation"].split("/", 2)[2]).is_file()

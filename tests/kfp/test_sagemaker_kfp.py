@@ -184,8 +184,7 @@ def test_a_directory_left_at_output_model_by_an_earlier_attempt_is_replaced(
     replaces it with the model.tar.gz itself and leaves nothing else beside it (no download directory)."""
     from types import SimpleNamespace
 
-    from dummy_training.kfp.runtime import run_sagemaker_component
-    from dummy_training.sagemaker.launcher import LaunchConfig
+    from dummy_training.kfp.runtime import run_launcher_component
 
     s3.put_object(Bucket=bucket, Key="m/model.tar.gz", Body=b"m")
     s3.put_object(Bucket=bucket, Key="runs/retried-job/output/model.tar.gz", Body=b"the repacked model")
@@ -198,11 +197,12 @@ def test_a_directory_left_at_output_model_by_an_earlier_attempt_is_replaced(
     fake = FakeSageMaker(running_status="Completed")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", fake.start())
-    config = LaunchConfig(model=f"s3://{bucket}/m/model.tar.gz", role_arn=ROLE, image_uri="img:1",
-                          s3_prefix=f"s3://{bucket}/runs", region="us-east-1", job_name="retried-job",
-                          stream_logs=False, poll_interval=0.05, max_poll_interval=0.1, timeout_seconds=10)
     try:
-        run_sagemaker_component(config, output_model)
+        run_launcher_component(
+            "sagemaker", output_model=output_model, model_s3_uri_path=str(tmp_path / "uri"),
+            job_arn_path=str(tmp_path / "arn"), model=f"s3://{bucket}/m/model.tar.gz", role_arn=ROLE,
+            image_uri="img:1", s3_prefix=f"s3://{bucket}/runs", region="us-east-1", job_name="retried-job",
+            poll_interval=0.05, max_poll_interval=0.1, timeout_seconds=10)
     except SystemExit as exc:
         pytest.fail(f"the component failed (exit {exc.code}): {capsys.readouterr().err.strip().splitlines()[-1]}")
     finally:
@@ -211,3 +211,97 @@ def test_a_directory_left_at_output_model_by_an_earlier_attempt_is_replaced(
     assert Path(output_model.path).read_bytes() == b"the repacked model"
     assert output_model.metadata["sha256"] == hashlib.sha256(b"the repacked model").hexdigest()
     assert sorted(p.name for p in task_dir.iterdir()) == ["output_model"]  # no .output_model.download left
+
+
+# ------------------------------------------------------------------------- one interface, a derived job name
+def test_sagemaker_and_ack_components_have_one_interface() -> None:
+    """A pipeline switches backend by switching the component: the same inputs (names, types, defaults, whether
+    optional), the same outputs; the ACK component adds only its optional ``namespace``."""
+    from dummy_training.kfp.components.ack import ack_dummy_training
+    from dummy_training.kfp.components.sagemaker import sagemaker_dummy_training
+
+    sm, ack = sagemaker_dummy_training.component_spec, ack_dummy_training.component_spec
+
+    def shape(specs: dict) -> dict:
+        return {name: (s.type, s.default, s.optional) for name, s in specs.items()}
+
+    ack_inputs = shape(ack.inputs)
+    assert ack_inputs.pop("namespace") == ("String", "", True)
+    assert shape(sm.inputs) == ack_inputs
+    assert {n: o.type for n, o in sm.outputs.items()} == {n: o.type for n, o in ack.outputs.items()}
+    # model and hyperparameters are URI strings: KFP's launcher would download an input artifact into the pod
+    for name in (contract.MODEL.name, contract.HYPERPARAMETERS.name):
+        assert sm.inputs[name].type == "String", name
+    assert "kfp_run_id" not in sm.inputs and "kfp_task_id" not in sm.inputs  # nothing to wire for a retry
+    # the pipeline's sagemaker and ack branches call them with the same arguments
+    pipeline = next(yaml.safe_load_all((REPO / "pipelines" / "dummy_training_pipeline.yaml").read_text()))
+    tasks = {}
+    for comp in pipeline["components"].values():
+        for task in (comp.get("dag") or {}).get("tasks", {}).values():
+            name = task["componentRef"]["name"]
+            if name in ("comp-sagemaker-dummy-training", "comp-ack-dummy-training"):
+                tasks[name] = set(task["inputs"]["parameters"])
+    assert tasks["comp-sagemaker-dummy-training"] == tasks["comp-ack-dummy-training"]
+
+
+@pytest.mark.parametrize(("uri", "task"), [
+    # the KFP 2.15-2.17 driver: <pipeline root>/<pipeline>/<run id>/<task name>/<salt>/<output>
+    ("s3://ml/v2/artifacts/dummy-training-pipeline/8f4b1f9e-6f0e-4d0b-9a57-0f3c1e8f2a11/sagemaker-dummy-training/"
+     "0b1d7c2e-1f7a-4c39-8f0e-6d2a9b3c4e5f/output_model", "sagemaker-dummy-training"),
+    # kfp.local: <pipeline root>/<pipeline>-<time>/<task name>/<output>
+    ("/tmp/root/sagemaker-dummy-training-2026-12-04-18-02-26-529269/sagemaker-dummy-training/output_model",
+     "sagemaker-dummy-training"),
+])
+def test_job_name_parts_come_from_the_tasks_output_uri(uri: str, task: str) -> None:
+    from types import SimpleNamespace
+
+    from dummy_training.kfp.runtime import task_job_name_parts
+    from dummy_training.sagemaker.launcher import default_job_name
+
+    parts = task_job_name_parts(SimpleNamespace(uri=uri))
+    assert parts[0] == task and re.fullmatch(r"[0-9a-f]{10}", parts[1])
+    assert task_job_name_parts(SimpleNamespace(uri=uri)) == parts  # a retry: the same uri, the same name
+    name = default_job_name(*parts)
+    assert name.startswith(f"dummy-training-{task}-") and len(name) <= 63
+    # another run, or another ParallelFor iteration (another salt), of the same task: another name
+    other = uri.replace("8f4b1f9e", "9f4b1f9e").replace("0b1d7c2e", "1b1d7c2e").replace("18-02-26", "18-02-27")
+    assert task_job_name_parts(SimpleNamespace(uri=other)) != parts
+    assert task_job_name_parts(SimpleNamespace(uri="")) == ()
+
+
+def test_a_retried_task_reattaches_to_its_job_without_wiring(s3, bucket: str, moto_endpoint: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The component body twice with the same output artifact (what Argo's retry of the task's pod gives it): one
+    CreateProcessingJob, and the second attempt re-attaches to the completed job."""
+    from types import SimpleNamespace
+
+    from dummy_training.kfp.runtime import run_launcher_component, task_job_name_parts
+    from dummy_training.sagemaker.launcher import default_job_name
+
+    s3.put_object(Bucket=bucket, Key="models/m.tar.gz", Body=gz(build_tar([file("weights.bin", b"12345")])))
+    fake = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"))
+    endpoint = fake.start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER", endpoint)
+    task_root = tmp_path / "root" / "p-2026-12-04-18-00-00-000000" / "sagemaker-dummy-training"
+    results = []
+    try:
+        for attempt in (1, 2):
+            out = SimpleNamespace(uri=str(task_root / "output_model"), path=str(task_root / "output_model"),
+                                  metadata={})
+            result = run_launcher_component(
+                "sagemaker", output_model=out, model_s3_uri_path=str(tmp_path / f"uri-{attempt}"),
+                job_arn_path=str(tmp_path / f"arn-{attempt}"), download_model=False,
+                model=f"s3://{bucket}/models/m.tar.gz", role_arn=ROLE, image_uri="img:1",
+                s3_prefix=f"s3://{bucket}/runs", hyperparameters_json='{"epochs": 2}', region="us-east-1")
+            results.append((result, out))
+    finally:
+        fake.stop()
+    creates = [p for op, p in fake.calls if op == "CreateProcessingJob"]
+    assert len(creates) == 1
+    expected = default_job_name(*task_job_name_parts(SimpleNamespace(uri=str(task_root / "output_model"))))
+    assert creates[0]["ProcessingJobName"] == expected
+    (first, _), (second, out) = results
+    assert (first.reused, second.reused) == (False, True)
+    assert second.job_name == first.job_name == expected
+    assert out.metadata["reused"] is True and (tmp_path / "arn-2").read_text() == first.job_arn

@@ -32,7 +32,7 @@ def test_kfp_local_component_runs_the_job_and_delivers(control_plane, pipeline_r
         task = ack_dummy_training(
             model=str(model), role_arn="arn:aws:iam::123456789012:role/SageMakerExecution",
             image_uri="dummy-training:test", s3_prefix=f"s3://{bucket}/runs", hyperparameters_json=json.dumps(HP),
-            kfp_run_id="run-kfp", kfp_task_id="repack", endpoint_url=moto_endpoint, region="us-east-1")
+            job_name="dummy-training-run-kfp-repack", endpoint_url=moto_endpoint, region="us-east-1")
     obj = resource(control_plane, pipeline_runner.namespace, "run-kfp")
     assert obj is not None and obj["status"]["processingJobStatus"] == "Completed"
     assert task.outputs[contract.OUTPUT_JOB_ARN] == obj["status"]["ackResourceMetadata"]["arn"]

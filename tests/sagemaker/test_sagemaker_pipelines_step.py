@@ -378,16 +378,16 @@ def test_without_a_region_the_error_says_what_to_set(tmp_path: Path) -> None:
     assert "needs an AWS region" in line and "AWS_DEFAULT_REGION" in line
 
 
-# ------------------------------------------------------------------------------------- the README example
-def test_the_readme_shows_the_example_file() -> None:
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### SageMaker Pipelines", 1)[1].split("\n## ", 1)[0]
+# ------------------------------------------------------------------------- the docs example (docs/sagemaker.md)
+def test_the_docs_show_the_example_file() -> None:
+    page = (REPO / "docs" / "sagemaker.md").read_text(encoding="utf-8")
+    section = page.split("## SageMaker Pipelines", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
     example = EXAMPLE.read_text(encoding="utf-8")
-    assert block.strip() in example, "README's SageMaker Pipelines example differs from docs/examples"
+    assert block.strip() in example, "docs/sagemaker.md's SageMaker Pipelines example differs from docs/examples"
 
 
-@pytest.mark.skipif(MAJOR != 3, reason="the README example is written for the SDK v3 API")
+@pytest.mark.skipif(MAJOR != 3, reason="the docs example is written for the SDK v3 API")
 def test_the_readme_example_defines_the_launchers_request_offline(capsys: pytest.CaptureFixture[str]) -> None:
     # as a script, here (the SDK is imported already): region and fake credentials from conftest, no metadata
     # lookup, no SDK defaults files, no connection beyond 127.0.0.1 (_offline)

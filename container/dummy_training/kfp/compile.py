@@ -1,19 +1,27 @@
-"""`dummy-training compile`: regenerate every components/*/component.yaml and pipelines/*.yaml from Python.
+"""`dummy-training compile`: the component and pipeline YAML (and the generated parts of their docs) from Python.
+
+Two uses:
+- **For your registry**, from any install (the definitions ship in the package, no checkout needed):
+  ``dummy-training compile --image <registry>/dummy-training:<tag> --output-dir DIR`` writes
+  ``DIR/components/<name>/component.yaml`` and ``DIR/pipelines/<stem>.yaml`` naming your image.
+- **In the checkout** (contributors): ``dummy-training compile`` rewrites the tracked files (YAML, each
+  component's ``metadata.yaml``, the READMEs' generated blocks) and ``--check`` compares them with a fresh
+  compile (CI's drift test).
 
 Discovery, no registry:
 - components: every module of ``dummy_training.kfp.components`` whose name does not start with ``_`` is
-  imported; its ``COMPONENTS`` dict (folder name -> component) gives ``components/<name>/component.yaml``.
-- pipelines: every ``pipelines/*.py`` whose name does not start with ``_`` is loaded; its ``PIPELINE``
-  (a ``@dsl.pipeline`` function) gives ``pipelines/<stem>.yaml``. A copy of each compiled pipeline is also
-  written into the package (``dummy_training/kfp/data/pipelines/``) so ``dummy-training demo`` finds it in any
-  install.
+  imported; its ``COMPONENTS`` dict (folder name -> component) gives ``components/<name>/component.yaml``, and
+  its ``METADATA`` dict (folder name -> ``ComponentInfo``) ``components/<name>/metadata.yaml``.
+- pipelines: every module of ``dummy_training.kfp.pipelines`` whose name does not start with ``_`` is imported;
+  its ``PIPELINE`` (a ``@dsl.pipeline`` function) gives ``pipelines/<stem>.yaml``. A copy of each compiled
+  pipeline is also written into the package (``dummy_training/kfp/data/pipelines/``) so ``dummy-training demo``
+  finds it in any install.
 
 The output is deterministic (same sources, same kfp version, same image -> same bytes); ``--check`` compiles
-into memory and fails (exit 1) listing every YAML that differs from a fresh compile, which is what CI's drift
-test does. The comparison (``normalized``) ignores the kfp patch release recorded in ``sdkVersion:
-kfp-2.17.<patch>``: any kfp that setup.py allows gives the same YAML otherwise, so a YAML differing only there
-is up to date (and left as it is); a file that is written records the real version. Also runnable as
-``python -m dummy_training compile``.
+into memory and fails (exit 1) listing every file that differs from a fresh compile. The comparison
+(``normalized``) ignores the kfp patch release recorded in ``sdkVersion: kfp-2.17.<patch>``: any kfp of the
+pinned minor release gives the same YAML otherwise, so a YAML differing only there is up to date (and left as it
+is); a file that is written records the real version. Also runnable as ``python -m dummy_training compile``.
 """
 
 from __future__ import annotations
@@ -40,6 +48,9 @@ log = logging.getLogger("dummy_training.kfp.compile")
 COMPONENT_FILE = "component.yaml"
 #: Where the package's copy of the compiled pipelines lives, relative to the repository root.
 PACKAGE_PIPELINES_DIR = Path("container") / "dummy_training" / "kfp" / "data" / "pipelines"
+METADATA_FILE = "metadata.yaml"
+COMPONENTS_PACKAGE = "dummy_training.kfp.components"
+PIPELINES_PACKAGE = "dummy_training.kfp.pipelines"
 
 
 class DriftError(DummyTrainingError):
@@ -62,12 +73,14 @@ def find_root(start: Path | None = None) -> Path:
     else the checkout this package was imported from (editable install)."""
     candidates = [start or Path.cwd()]
     candidates += list(candidates[0].resolve().parents)
-    candidates.append(Path(__file__).resolve().parents[2])
+    candidates.append(Path(__file__).resolve().parents[3])  # container/dummy_training/kfp/compile.py -> the checkout
     for c in candidates:
         if (c / "components").is_dir() and (c / "pipelines").is_dir() and (c / "container").is_dir():
             return c
     raise InvalidInputError("cannot find the repository root (a directory with components/, pipelines/ and "
-                            "container/): run from the checkout or pass --root")
+                            "container/): to compile for your registry from an install, pass --output-dir DIR "
+                            "(with --image IMAGE); to rewrite or --check the tracked files, run from the checkout "
+                            "or pass --root")
 
 
 def component_modules(reload: bool = False) -> list[ModuleType]:
@@ -76,9 +89,13 @@ def component_modules(reload: bool = False) -> list[ModuleType]:
     With ``reload`` the whole package is imported afresh (the image is read at import time), so modules that
     import each other all see the new image whatever their import order.
     """
-    prefix = "dummy_training.kfp.components"
-    if reload:
-        for name in [n for n in sys.modules if n == prefix or n.startswith(prefix + ".")]:
+    return _package_modules(COMPONENTS_PACKAGE, reload)
+
+
+def _package_modules(prefix: str, reload: bool = False) -> list[ModuleType]:
+    if reload:  # the pipelines import the components: both afresh
+        for name in [n for n in sys.modules if any(n == p or n.startswith(p + ".") for p in
+                                                    (COMPONENTS_PACKAGE, PIPELINES_PACKAGE))]:
             del sys.modules[name]
     package = importlib.import_module(prefix)
     return [
@@ -100,35 +117,34 @@ def discover_components(reload: bool = False) -> dict[str, tuple[str, Any]]:
     return dict(sorted(found.items()))
 
 
-def load_pipeline_module(path: Path) -> ModuleType:
-    """Import ``pipelines/<stem>.py`` by path (pipelines/ is not a package)."""
-    name = f"_dummy_training_pipelines_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has a loader
-        raise InvalidInputError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-def discover_pipelines(root: Path) -> dict[str, tuple[str, Any]]:
-    """pipelines/<stem>.yaml -> (file, pipeline function), from every ``pipelines/*.py`` defining ``PIPELINE``."""
+def discover_pipelines(reload: bool = False) -> dict[str, tuple[str, Any]]:
+    """pipelines/<stem>.yaml -> (module name, pipeline function), from every module of
+    ``dummy_training.kfp.pipelines`` defining ``PIPELINE``."""
     found: dict[str, tuple[str, Any]] = {}
-    for path in sorted((root / "pipelines").glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        module = load_pipeline_module(path)
+    for module in _package_modules(PIPELINES_PACKAGE, reload):
         pipeline = getattr(module, "PIPELINE", None)
         if pipeline is None:
-            log.warning("%s defines no PIPELINE; skipped", path)
+            log.warning("%s defines no PIPELINE; skipped", module.__name__)
             continue
-        found[path.stem] = (str(path.relative_to(root)), pipeline)
+        found[module.__name__.rsplit(".", 1)[1]] = (module.__name__, pipeline)
     return found
 
 
-def targets(root: Path, image: str | None = None) -> list[Target]:
-    """Every YAML the repository carries, with what compiles it."""
+def discover_metadata() -> dict[str, Any]:
+    """components/<name> -> its ``ComponentInfo``, from every component module's ``METADATA``."""
+    found: dict[str, Any] = {}
+    for module in component_modules():
+        found.update(getattr(module, "METADATA", {}))
+    return found
+
+
+def source_file(module: str) -> str:
+    """``dummy_training.kfp.x.y`` -> ``container/dummy_training/kfp/x/y.py`` (for notes and logs)."""
+    return f"container/{module.replace('.', '/')}.py"
+
+
+def targets(image: str | None = None) -> list[Target]:
+    """Every YAML the repository carries, with what compiles it (from the package alone: no checkout)."""
     from dummy_training.kfp import components as kfp_components
 
     reload = False
@@ -140,9 +156,9 @@ def targets(root: Path, image: str | None = None) -> list[Target]:
         Target(Path("components") / name / COMPONENT_FILE, f"{module}:{name}", comp)
         for name, (module, comp) in discover_components(reload).items()
     ]
-    for stem, (source, pipeline) in discover_pipelines(root).items():
-        out.append(Target(Path("pipelines") / f"{stem}.yaml", source, pipeline))
-        out.append(Target(PACKAGE_PIPELINES_DIR / f"{stem}.yaml", source, pipeline))
+    for stem, (module, pipeline) in discover_pipelines(reload).items():
+        out.append(Target(Path("pipelines") / f"{stem}.yaml", module, pipeline))
+        out.append(Target(PACKAGE_PIPELINES_DIR / f"{stem}.yaml", module, pipeline))
     return out
 
 
@@ -155,8 +171,9 @@ class ReadmeTarget:
     render: Callable[[str], str]  # the README's current text -> its text with every block regenerated
 
 
-def readme_targets(root: Path) -> list[ReadmeTarget]:
-    """``components/<name>/README.md`` for every component, ``pipelines/README.md`` for every pipeline."""
+def readme_targets() -> list[ReadmeTarget]:
+    """``components/<name>/README.md`` for every component, ``pipelines/README.md`` for every pipeline, and
+    ``components/<name>/metadata.yaml`` (wholly generated: ``readme.metadata_yaml``)."""
     from dummy_training.kfp import readme
 
     out = []
@@ -165,10 +182,14 @@ def readme_targets(root: Path) -> list[ReadmeTarget]:
         source = f"{module.replace('.', '/')}.py ({comp.name})"
         out.append(ReadmeTarget(path, f"{module}:{name}", lambda text, c=comp, p=path, s=source: readme.fill(
             text, readme.component_blocks(c), str(p), f"container/{s}")))
-    pipelines = discover_pipelines(root)
+    for name, info in discover_metadata().items():
+        path = Path("components") / name / METADATA_FILE
+        out.append(ReadmeTarget(path, f"{info.module}:METADATA", lambda _text, i=info, n=name: readme.metadata_yaml(
+            n, i, source_file(i.module))))
+    pipelines = discover_pipelines()
     blocks = {f"parameters {stem}": readme.pipeline_parameters(pipeline) for stem, (_src, pipeline) in
               pipelines.items()}
-    sources = ", ".join(src for src, _p in pipelines.values())
+    sources = ", ".join(source_file(module) for module, _p in pipelines.values())
     path = Path("pipelines") / "README.md"
     out.append(ReadmeTarget(path, sources, lambda text: readme.fill(text, blocks, str(path), sources)))
     return out
@@ -197,19 +218,22 @@ def compile_text(obj: Any) -> str:
         return out.read_text()
 
 
-def compile_all(root: Path, image: str | None = None, check: bool = False,
+def compile_all(root: Path | None, image: str | None = None, check: bool = False,
                 echo: Callable[[str], None] = print, output_dir: Path | None = None) -> list[Path]:
     """Write (or with ``check``, compare) every YAML; return the paths written or found drifted.
 
     With ``output_dir`` every component and pipeline YAML is written under it instead (``components/<name>/
     component.yaml``, ``pipelines/<stem>.yaml``), whatever is there, and the tracked files are left alone: how a
-    platform team compiles for its own registry (``--image``) without touching the checkout."""
+    platform team compiles for its own registry (``--image``), from an install or a checkout; ``root`` is then
+    not used (None is fine)."""
     if output_dir is not None and check:
         raise InvalidInputError("--check compares the tracked YAML: it takes no --output-dir")
+    if output_dir is None:
+        _refuse_another_image(image or os.environ.get(_image_env()))
     changed: list[Path] = []
     saved_image = os.environ.get(_image_env())
     try:
-        found = targets(root, image)
+        found = targets(image)
     finally:
         if output_dir is not None:  # the image given for DIR does not stick to later compiles in this process
             _restore_env(_image_env(), saved_image)
@@ -227,9 +251,11 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
             changed.append(dest)
             echo(f"wrote       {dest}  ({target.source})")
         return changed
+    if root is None:  # pragma: no cover - run() finds the root unless --output-dir
+        raise InvalidInputError("the tracked files need the repository root")
     jobs: list[tuple[Any, Callable[[str | None], str]]] = [
         (t, lambda _current, t=t: compile_text(t.obj)) for t in found]
-    jobs += [(t, lambda current, t=t: t.render(current or "")) for t in readme_targets(root)]
+    jobs += [(t, lambda current, t=t: t.render(current or "")) for t in readme_targets()]
     for target, make in jobs:
         dest = root / target.path
         current = dest.read_text() if dest.is_file() else None
@@ -251,6 +277,17 @@ def compile_all(root: Path, image: str | None = None, check: bool = False,
     return changed
 
 
+def _refuse_another_image(image: str | None) -> None:
+    """The tracked files name the default image (what ``--check`` compares); another image goes elsewhere."""
+    from dummy_training.kfp.components import DEFAULT_IMAGE, IMAGE_ENV
+
+    if image and image != DEFAULT_IMAGE:
+        given = "--image" if image != os.environ.get(IMAGE_ENV) else f"${IMAGE_ENV}"
+        raise InvalidInputError(f"the tracked YAML names {DEFAULT_IMAGE}, not {image} (from {given}): to compile "
+                                f"for your registry, write it elsewhere: dummy-training compile --image {image} "
+                                "--output-dir DIR")
+
+
 def _image_env() -> str:
     from dummy_training.kfp import components as kfp_components
 
@@ -268,7 +305,8 @@ def _restore_env(name: str, value: str | None) -> None:
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "compile",
-        help="regenerate components/*/component.yaml and pipelines/*.yaml",
+        help="component and pipeline YAML for your registry (--image IMG --output-dir DIR); in the checkout, "
+             "regenerate the tracked YAML (--check: CI's drift test)",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     _add_arguments(p)
@@ -276,9 +314,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", type=Path, help="repository root (default: found from the current directory)")
-    p.add_argument("--image", help="image the components run in (default $DUMMY_TRAINING_IMAGE or "
-                                   "dummy-training:<version>); the committed YAMLs use the default")
+    p.add_argument("--root", type=Path, help="repository root, for the tracked files (default: found from the current "
+                                             "directory; not needed with --output-dir)")
+    p.add_argument("--image", help="image the components run in, with --output-dir (default "
+                                   "dummy-training:<version>, which the tracked YAML names)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 if any YAML differs (CI)")
     p.add_argument("--output-dir", type=Path, metavar="DIR",
                    help="write every component and pipeline YAML under DIR (components/<name>/component.yaml, "
@@ -291,6 +330,8 @@ def run(args: argparse.Namespace) -> int:
         import kfp  # noqa: F401
     except ImportError:
         raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
-    root = args.root.resolve() if args.root else find_root()
+    root: Path | None = None  # --output-dir: everything comes from the package, so any install works
+    if args.output_dir is None or args.check:
+        root = args.root.resolve() if args.root else find_root()
     compile_all(root, image=args.image, check=args.check, output_dir=args.output_dir)
     return EXIT_OK

@@ -2,7 +2,7 @@
 
 The component functions (``dummy_training.kfp.components``) are thin: they import this module and call it:
 ``repack_into_artifact`` / ``repack_s3`` (the native components), ``check_model`` / ``check_s3_model`` (the
-check step), ``run_sagemaker_component`` and ``run_ack_component`` (the launchers' components).
+check step), ``run_launcher_component`` (the two launchers' components).
 This module must not use ``kfp.dsl`` at import time: inside a running component (``_KFP_RUNTIME=true``)
 ``kfp.dsl`` is a reduced runtime module without ``dsl.component``. So no kfp import here at all; artifacts
 arrive as objects with ``.path``/``.uri``/``.metadata`` (and ``.log_metric`` for ``Metrics``).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -301,16 +302,7 @@ def _launcher_metadata(result: LaunchResult) -> dict[str, Any]:
     return metadata
 
 
-# ----------------------------------------------------------------------------- the SageMaker component
-def artifact_location(artifact: Any) -> str | None:
-    """Where a KFP input artifact's bytes are for the launcher: its ``s3://`` URI (an imported S3 artifact's
-    ``.path`` is ``/s3/...``, which exists only in a cluster's launcher pod), else its local ``.path``."""
-    if artifact is None:
-        return None
-    uri = getattr(artifact, "uri", "") or ""
-    return uri if uri.startswith("s3://") else artifact.path
-
-
+# ----------------------------------------------------------------------------- the launcher components
 def launch_with_report(run: Any, job: job_report.JobSummary, report: Any, metrics: Any) -> LaunchResult:
     """``run()`` a launch that fills ``job``; write the report and metrics whether it succeeds or not. A failure
     ends the task (one line, the CLI's exit code) after logging the report: KFP uploads no output of a failed
@@ -323,41 +315,52 @@ def launch_with_report(run: Any, job: job_report.JobSummary, report: Any, metric
         fail_component(exc, exc.exit_code, LAUNCHER_INPUTS)
 
 
-def run_sagemaker_component(config: LaunchConfig, output_model: Any, *, download: bool = True, report: Any = None,
-                            metrics: Any = None) -> LaunchResult:
-    """What the KFP component runs: SIGTERM/SIGINT stop the job (the KFP executor installs no handler),
-    errors end the task with the CLI's one line and exit code, the model lands in ``output_model``, the job's
-    report in ``report`` and its figures in ``metrics``.
-
-    ``download=False`` leaves the model in S3: ``output_model.uri`` becomes its S3 URI (no copy into the pod).
-    """
-    setup_logging()
-    if threading.current_thread() is threading.main_thread():
-        install_signal_handlers()
-    if download:
-        config.model_output_dir = str(_download_dir(output_model))
-    job = job_report.JobSummary(backend=sagemaker_launcher.BACKEND)
-    result = launch_with_report(
-        lambda: _into_artifact(sagemaker_launcher.launch(config, job=job), job, output_model), job, report, metrics)
-    if not download:
-        point_at_s3(output_model, result.model_s3_uri)
-    output_model.metadata.update({**_launcher_metadata(result), "reused_completed_job": result.reused})
-    return result
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
-# ----------------------------------------------------------------------------------- the ACK component
-def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path: str, namespace: str = "",
-                  download_model: bool = True, environment: Mapping[str, Any] | None = None,
-                  tags: Mapping[str, Any] | None = None, subnets: list[str] | None = None,
-                  security_group_ids: list[str] | None = None,
-                  job_name_parts: tuple[str, ...] = (), timeout_seconds: float = 0, report: Any = None,
-                  metrics: Any = None, **fields: Any) -> Any:
-    """The body of the ``ack_dummy_training`` KFP component (kfp-free: it runs inside the executor).
+def task_job_name_parts(output_model: Any) -> tuple[str, ...]:
+    """The parts a launcher's job name is derived from when none is given: what KFP gives this task.
 
-    Empty strings mean "not given" (KFP parameters have no None); SIGTERM/SIGINT delete the resource as in
-    the CLI; an expected error fails the task with one line and the CLI's exit code. Fills ``output_model``
-    (the downloaded model.tar.gz when ``download_model``, and metadata: S3 URI, job name and ARN), writes
-    the two string outputs, the ``report`` and the ``metrics``."""
+    KFP names each output artifact ``<task root>/<output name>``, and the task root is, on a KFP backend (2.14 to
+    2.17: the driver's ``provisionOutputs``), ``<pipeline root>/<pipeline>/<run id>/<task name>/<salt>`` with a
+    uuid the driver draws once per task (per ``ParallelFor`` iteration too) and Argo's retries of the task's pod
+    reuse; under ``kfp.local``, ``<pipeline root>/<pipeline>-<time>/<task name>``. So the task name plus a hash of
+    the task root is one name per task of one run, the same on every retry: a retried task re-attaches to its
+    job. The placeholders are no such key: ``dsl.PIPELINE_TASK_ID_PLACEHOLDER`` is filled by the 2.17 driver with
+    the id of the task's enclosing DAG, shared by sibling tasks, and a placeholder as an input's *default* (which
+    would spare the wiring) is filled by kfp.local but not by the driver, which leaves an omitted optional input
+    to the component: it would see the literal ``{{$.pipeline_job_uuid}}``. ``()`` when the artifact has no uri
+    (the launcher then draws a fresh name)."""
+    uri = str(getattr(output_model, "uri", "") or "").rstrip("/")
+    root = uri.rsplit("/", 1)[0] if "/" in uri else ""
+    segments = [s for s in root.split("/") if s and not s.endswith(":")]
+    if not segments:
+        return ()
+    task = segments[-2] if _UUID.fullmatch(segments[-1]) and len(segments) > 1 else segments[-1]
+    return task, hashlib.sha256(root.encode()).hexdigest()[:10]
+
+
+#: The launcher components: what each backend's ``launch`` is given.
+LAUNCHER_BACKENDS = ("sagemaker", "ack")
+
+
+def run_launcher_component(backend: str, *, output_model: Any, model_s3_uri_path: str, job_arn_path: str,
+                           namespace: str = "", download_model: bool = True,
+                           environment: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
+                           subnets: list[str] | None = None, security_group_ids: list[str] | None = None,
+                           timeout_seconds: float = 0, report: Any = None, metrics: Any = None,
+                           **fields: Any) -> LaunchResult:
+    """The body of both launcher components, ``sagemaker_dummy_training`` and ``ack_dummy_training`` (kfp-free:
+    it runs inside the executor); ``backend`` is ``"sagemaker"`` or ``"ack"``.
+
+    Empty strings mean "not given" (KFP parameters have no None); with no ``job_name`` the name comes from
+    ``task_job_name_parts``. SIGTERM/SIGINT stop the job (SageMaker) or delete the resource (ACK), as in the CLI;
+    an expected error fails the task with one line and the CLI's exit code. Fills ``output_model`` (the
+    downloaded model.tar.gz when ``download_model``, else its S3 object where the runner allows; metadata: size,
+    sha256, decision, S3 URI, job name and ARN), writes the two string outputs, the ``report`` and the
+    ``metrics``."""
+    if backend not in LAUNCHER_BACKENDS:  # pragma: no cover - the two components pass a literal
+        raise ValueError(f"unknown launcher backend {backend!r}")
     setup_logging()
     if threading.current_thread() is threading.main_thread():
         install_signal_handlers()
@@ -368,16 +371,22 @@ def run_ack_component(*, output_model: Any, model_s3_uri_path: str, job_arn_path
         tags={str(k): str(v) for k, v in (tags or {}).items()},
         subnets=[str(s) for s in subnets or []],
         security_group_ids=[str(s) for s in security_group_ids or []],
-        job_name_parts=tuple(p for p in job_name_parts if p),
+        job_name_parts=() if config_kwargs.get("job_name") else task_job_name_parts(output_model),
         model_output_dir=str(_download_dir(output_model)) if download_model else None,
         timeout_seconds=timeout_seconds or None,
-        stream_logs=False,
+        stream_logs=backend == "sagemaker",  # ACK: the controller's job; its logs are in CloudWatch, linked
     )
-    job = job_report.JobSummary(backend=ack_launcher.BACKEND)
-    result = launch_with_report(
-        lambda: _into_artifact(ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None),
-                                                   job=job), job, output_model),
-        job, report, metrics)
+    job = job_report.JobSummary(backend=sagemaker_launcher.BACKEND if backend == "sagemaker" else
+                                ack_launcher.BACKEND)
+
+    def launch() -> LaunchResult:
+        if backend == "sagemaker":
+            result = sagemaker_launcher.launch(config, job=job)
+        else:
+            result = ack_launcher.launch(config, ack_launcher.AckOptions(namespace=namespace or None), job=job)
+        return _into_artifact(result, job, output_model)
+
+    result = launch_with_report(launch, job, report, metrics)
     if not download_model:
         point_at_s3(output_model, result.model_s3_uri)
     output_model.metadata.update({**_launcher_metadata(result), "status": result.status, "reused": result.reused})

@@ -22,18 +22,23 @@ Convention (``dummy-training compile`` relies on it; follow it when you add a mo
   generates from the definition (inputs and outputs from the signature and the docstring, image guidance, the
   local runner) and ``compile --check`` drift-checks; see ``dummy_training.kfp.readme``.
 
-Pipelines live in ``pipelines/*.py`` (outside the package); each exposes ``PIPELINE`` (the ``@dsl.pipeline``
-function) and compiles to ``pipelines/<module>.yaml``; see ``dummy_training.kfp.compile``.
+- The module also exposes ``METADATA: dict[str, ComponentInfo]`` (same folder names): what
+  ``components/<name>/metadata.yaml`` is generated from (the kubeflow/pipelines-components schema: name, tier,
+  stability, dependencies with the KFP versions, external services, tags, lastVerified).
+
+Pipelines live in ``dummy_training.kfp.pipelines`` (in the package, so an install compiles them too); each module
+exposes ``PIPELINE`` (the ``@dsl.pipeline`` function) and compiles to ``pipelines/<module>.yaml``; see
+``dummy_training.kfp.compile``.
 
 ``IMAGE`` is the image every component runs in: ``dummy-training:<version>`` (what ``container/build.sh``
-builds), or the value of the environment variable ``DUMMY_TRAINING_IMAGE`` when the components are compiled
-(e.g. ``DUMMY_TRAINING_IMAGE=123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:0.1.0
-dummy-training compile``). The committed YAMLs use the default.
+builds), or the image given to ``dummy-training compile --image IMG --output-dir DIR`` (which sets the
+environment variable ``DUMMY_TRAINING_IMAGE`` while it compiles). The committed YAMLs use the default.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from dummy_training import __version__
 
@@ -49,6 +54,21 @@ def image() -> str:
 
 #: Read once, when the component modules are imported (i.e. at compile time).
 IMAGE = image()
+
+#: The KFP backends the components and pipelines run on: from 2.15.0 (the first that accepts
+#: ``use_secret_as_env(..., optional=True)``; 2.14 refuses every run); 2.17.0 is the one tested against.
+KFP_BACKEND_VERSIONS = ">=2.15.0"
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """What ``components/<name>/metadata.yaml`` says beyond the definition (see the package docstring)."""
+
+    module: str  # the module declaring it (its ``__name__``), for the generated file's note
+    stability: str  # alpha | beta | stable
+    external_services: tuple[tuple[str, str], ...]  # (name, version or "")
+    tags: tuple[str, ...]
+    last_verified: str  # RFC 3339: when this component last ran against the real services it names
 
 
 #: What the task's shell runs before kfp's executor: a Python without kfp or this package (kfp.local's

@@ -22,7 +22,7 @@ from kfp import dsl
 from kfp.dsl import Artifact, Input, Markdown, Metrics, Model, Output
 
 from dummy_training import contract
-from dummy_training.kfp.components import IMAGE, runs_in_image
+from dummy_training.kfp.components import IMAGE, ComponentInfo, runs_in_image
 
 #: Name of the native component's output artifact (see the module docstring for why it is not "model").
 OUTPUT_ARTIFACT = contract.OUTPUT_MODEL
@@ -100,4 +100,15 @@ def dummy_training_s3(
 COMPONENTS = {
     "dummy_training": dummy_training,
     "dummy_training_s3": dummy_training_s3,
+}
+
+#: components/<name>/metadata.yaml for each (see the package docstring).
+METADATA = {
+    "dummy_training": ComponentInfo(
+        module=__name__, stability="beta", external_services=(("Kubernetes", ""),),
+        tags=("training", "model-packaging", "sagemaker"), last_verified="2026-12-04T00:00:00Z"),
+    "dummy_training_s3": ComponentInfo(
+        module=__name__, stability="beta",
+        external_services=(("Kubernetes", ""), ("Amazon S3 (or an S3-compatible store)", "")),
+        tags=("training", "model-packaging", "sagemaker", "s3"), last_verified="2026-12-04T00:00:00Z"),
 }

@@ -5,9 +5,10 @@ them into artifacts for the native branch. Each backend is one branch of ``dsl.I
 and every branch runs its own downstream check (``kfp.local`` cannot merge artifacts across branches with
 ``dsl.OneOf``). An unknown backend fails the run.
 
-Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipeline.yaml); run locally with
+Compile with ``dummy-training compile`` (writes pipelines/dummy_training_pipeline.yaml; ``--image IMG
+--output-dir DIR`` for your registry, from any install); run locally with
 ``dummy-training demo``; upload with ``kfp pipeline create -p dummy-training-pipeline
-pipelines/dummy_training_pipeline.yaml`` (README: upload and run).
+pipelines/dummy_training_pipeline.yaml`` (docs/deploy.md).
 """
 
 # No ``from __future__ import annotations``: KFP reads the pipeline annotations at decoration time.
@@ -41,7 +42,7 @@ def dummy_training_pipeline(
     """Repack a pretrained model.tar.gz so it carries a root hyperparameters.json.
 
     Args:
-        model_uri: URI of the pretrained model.tar.gz (s3://, minio://, gs://, or a local path with kfp.local).
+        model_uri: URI of the pretrained model.tar.gz: s3://, minio://, gs:// (sagemaker/ack: s3://); kfp.local: a path.
         hyperparameters_uri: URI of hyperparameters.json to inject when the archive has none; empty for none.
         hyperparameters_json: Hyperparameters to inject as an inline JSON object; empty for none.
         backend: Where the repack runs: kubernetes (in the pipeline's pod), sagemaker or ack.
