@@ -64,13 +64,15 @@ def test_parallel_scanner_declines_multi_member(tmp_path: Path) -> None:
 def assert_injected(original: bytes, out: Path, hyperparameters: bytes = NEW_HP) -> None:
     """Output = every original member unchanged, then a root hyperparameters.json with the given bytes."""
     names = gnu_tools_accept(out)
-    assert names[-1] == "hyperparameters.json"
+    # the injected member follows the archive's own convention: "./" when its first member has it
+    injected = ("./" if names[0].startswith("./") else "") + "hyperparameters.json"
+    assert names[-1] == injected
     before = members(original)
     after = members(out.read_bytes())
     assert after[:-1] == before
     name, typ, mode, _mtime, linkname, uid, gid, content = after[-1]
     assert (name, typ, mode, linkname, uid, gid, content) == (
-        "hyperparameters.json", tarfile.REGTYPE, 0o644, "", 0, 0, hyperparameters)
+        injected, tarfile.REGTYPE, 0o644, "", 0, 0, hyperparameters)
     # the tar stream is padded to whole 10240-byte records
     assert len(gzip.decompress(out.read_bytes())) % 10240 == 0
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED
+from dummy_training.contract import DECISION_INJECTED, DECISION_PRESERVED, HYPERPARAMETERS_FILENAME
 from dummy_training.ends.base import ByteSource, Sink
 from dummy_training.engine.gzip_scan import (
     GZIP_MAGIC,
@@ -166,8 +166,9 @@ def _looks_like_tar(head: bytes) -> bool:
     return len(head) >= BLOCK and (all_zero(head[:BLOCK]) or checksum_ok(head[:BLOCK]))
 
 
-def _missing() -> InputNotFoundError:
-    return InputNotFoundError("the archive has no root hyperparameters.json and no hyperparameters were given")
+def _missing(tar: TarScanner) -> InputNotFoundError:
+    seen = (f" (found {tar.nested_hyperparameters}, not at the root)" if tar.nested_hyperparameters else "")
+    return InputNotFoundError(f"the archive has no root hyperparameters.json and no hyperparameters were given{seen}")
 
 
 def repack_archive(
@@ -227,6 +228,13 @@ def _repack(source: ByteSource, sink: Sink, hyperparameters: bytes | None, progr
     raise InvalidInputError(f"{source.location}: not a gzip or tar archive")
 
 
+def injected_name(tar: TarScanner) -> str:
+    """The injected member's name: ``./hyperparameters.json`` when the archive's first member starts with ``./``
+    (``tar czf m.tgz -C src .``), so ``tar xzf out.tar.gz ./hyperparameters.json`` finds it as it finds its
+    siblings; else ``hyperparameters.json``. Either is the root one for every reader (and for this scanner)."""
+    return ("./" if tar.dot_slash else "") + HYPERPARAMETERS_FILENAME
+
+
 @dataclass(frozen=True)
 class _Appended:
     data: bytes  # the new member + the end-of-archive blocks
@@ -237,7 +245,7 @@ class _Appended:
 def _appended(hyperparameters: bytes, tar: TarScanner, rule: MtimeRule) -> _Appended:
     assert tar.end is not None
     mtime, how = rule.choose(tar)
-    member = tar_member(hyperparameters, mtime=mtime, overrides=tar.global_pax)
+    member = tar_member(hyperparameters, mtime=mtime, overrides=tar.global_pax, name=injected_name(tar))
     return _Appended(member + end_of_archive(tar.end + len(member)), mtime, how)
 
 
@@ -267,7 +275,7 @@ def _repack_plain_tar(source: ByteSource, sink: Sink, hyperparameters: bytes | N
         reencode(source, sink, compressed=False, end=None, appended=b"", threads=compress_threads())
     else:
         if hyperparameters is None:
-            raise _missing()
+            raise _missing(tar)
         decision = DECISION_INJECTED
         appended = _appended(hyperparameters, tar, rule)
         reencode(source, sink, compressed=False, end=tar.end, appended=appended.data, threads=compress_threads())
@@ -377,7 +385,7 @@ def _repack_gzip(source: ByteSource, sink: Sink, hyperparameters: bytes | None, 
                        output_size=size, kept=size, gzip_members=scan.gzip_members,
                        scanner=scan.scanner)
     if hyperparameters is None:
-        raise _missing()
+        raise _missing(tar)
     appended = _appended(hyperparameters, tar, rule)
     point = scan.point
     if tar.old_gnu_sparse or point is None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dummy_training.contract import ROOT_HYPERPARAMETERS_NAMES
+from dummy_training.contract import HYPERPARAMETERS_FILENAME, ROOT_HYPERPARAMETERS_NAMES
 from dummy_training.errors import InvalidInputError
 from dummy_training.hyperparameters import parse_hyperparameters
 
@@ -228,6 +228,11 @@ class TarScanner:
         self.trailing_data = False  # non-zero bytes after the end-of-archive marker
         self.global_pax: dict[str, str] = {}  # the global PAX records in force at the end (they apply to ours too)
         self.pax_seen = False  # any PAX header (x, X or g) so far
+        #: the first member's real name, the archive root's entry aside, starts with "./" (``tar czf m.tgz -C src
+        #: .``): the injected member follows. None until that member is seen.
+        self.dot_slash: bool | None = None
+        #: the shallowest non-root member named hyperparameters.json (resolved), for the "none at the root" error
+        self.nested_hyperparameters: str | None = None
 
         self._state = _HEADER
         self._header = bytearray()
@@ -419,6 +424,13 @@ class TarScanner:
                     shown_size = _pax_int(meta, key, where)
             self.total_size += shown_size
         resolved = resolved_name(name)
+        if self.dot_slash is None and resolved != ".":
+            self.dot_slash = name.startswith("./")
+        if (kind == "file" and resolved.rpartition("/")[2] == HYPERPARAMETERS_FILENAME
+                and resolved not in ROOT_HYPERPARAMETERS_NAMES
+                and (self.nested_hyperparameters is None
+                     or resolved.count("/") < self.nested_hyperparameters.count("/"))):
+            self.nested_hyperparameters = resolved
         if self.max_listed is None or len(self.members) < self.max_listed:
             self.members.append(MemberInfo(resolved, shown_size if kind not in ("dir", "hardlink", "symlink")
                                            else 0, kind, link if kind in ("symlink", "hardlink") else "", start))
