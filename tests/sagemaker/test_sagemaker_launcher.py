@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from archives import make_model_archive
 from fake_sagemaker import FakeSageMaker
 
 from dummy_training import aws, contract
@@ -40,7 +41,8 @@ def sm(moto_endpoint: str):  # noqa: ANN201
 
 
 def test_staged_request_as_recorded_by_sagemaker(s3, sm, bucket: str, moto_endpoint: str, tmp_path: Path) -> None:
-    (tmp_path / contract.MODEL_FILENAME).write_bytes(b"model")
+    model_bytes = make_model_archive(weights_size=1000, small_files=1)  # a real one: the launcher judges it
+    (tmp_path / contract.MODEL_FILENAME).write_bytes(model_bytes)
     cfg = _config(bucket, moto_endpoint, model=str(tmp_path), hyperparameters_json='{"epochs": 2}',
                   instance_type="ml.c5.xlarge", volume_size_gb=50, max_runtime_seconds=600,
                   volume_kms_key_id="vol-key", output_kms_key_id="out-key",
@@ -54,7 +56,7 @@ def test_staged_request_as_recorded_by_sagemaker(s3, sm, bucket: str, moto_endpo
     result = sagemaker_launcher.launch(cfg, clients=clients, sleep=_no_sleep)
     name = cfg.job_name
     staged = f"s3://{bucket}/runs/{name}/input"
-    model_key = f"runs/{name}/input/model/sha256-{hashlib.sha256(b'model').hexdigest()}/model.tar.gz"
+    model_key = f"runs/{name}/input/model/sha256-{hashlib.sha256(model_bytes).hexdigest()}/model.tar.gz"
     hp_digest = hashlib.sha256(b'{\n  "epochs": 2\n}\n').hexdigest()
     expected_spec = processing_job.ProcessingJobSpec(
         job_name=name, role_arn=ROLE, image_uri=IMAGE,
@@ -72,7 +74,7 @@ def test_staged_request_as_recorded_by_sagemaker(s3, sm, bucket: str, moto_endpo
         assert desc[key] == expected[key], key
     assert desc["AppSpecification"]["ContainerEntrypoint"] == list(contract.CONTAINER_ENTRYPOINT)
     # the staged objects are where the request points
-    assert s3.get_object(Bucket=bucket, Key=model_key)["Body"].read() == b"model"
+    assert s3.get_object(Bucket=bucket, Key=model_key)["Body"].read() == model_bytes
     assert s3.head_object(Bucket=bucket, Key=f"runs/{name}/input/config/sha256-{hp_digest}/hyperparameters.json")
     assert result.job_name == name
     assert result.job_arn == desc["ProcessingJobArn"]

@@ -491,6 +491,7 @@ def make_manifest(config: LaunchConfig, name: str, s3: Any, options: AckOptions,
     plan = staging.plan_inputs(model=config.model, hyperparameters=config.hyperparameters,
                                hyperparameters_json=config.hyperparameters_json,
                                staging_prefix=staging_prefix(config, name), s3_direct=config.s3_direct)
+    sagemaker_launcher.judge_local_model(plan)  # before anything is staged
     staging.stage_inputs(s3, model=config.model, hyperparameters=config.hyperparameters,
                          hyperparameters_json=config.hyperparameters_json, staging_prefix="", plan=plan)
     return manifest_for(config, name, plan, options, namespace)
@@ -525,7 +526,7 @@ def _name_taken(exc: JobFailedError) -> bool:
 def _launch(config: LaunchConfig, options: AckOptions, api: Any, s3: Any, sleep: Callable[[float], None],
             clock: Callable[[], float], job: JobSummary) -> LaunchResult:
     base = sagemaker_launcher.base_job_name(config)
-    # validate, plan the inputs, judge a local model given no hyperparameters: before any cluster or bucket
+    # validate, plan the inputs, judge a local model: before any cluster or bucket
     plan = sagemaker_launcher.plan_launch(config, base)
     namespace = options.namespace or default_namespace(options.kubeconfig, options.context)
     if api is None:

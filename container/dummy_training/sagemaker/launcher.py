@@ -15,8 +15,9 @@ The launcher runs in a KFP pod (or on a laptop) and does what the removed AWS Sa
   ``job_name`` the launcher stops with a line asking for a new name (you named that job, it already ran and
   failed). ``ResourceInUse`` on create (a concurrent twin) re-attaches, after the same comparison.
 - **Check before billing.** Role ARN, names and every S3 input are checked (``staging.stage_inputs``) before
-  CreateProcessingJob; a missing object creates no job. A local model given no hyperparameters is judged by the
-  engine first (``step.judge``): without a root hyperparameters.json nothing is staged (exit 1).
+  CreateProcessingJob; a missing object creates no job. Every local model is judged by the engine first
+  (``step.judge``): a hostile archive (exit 2), or one given no hyperparameters without a root
+  hyperparameters.json (exit 1), stages nothing.
 - **Dry run.** ``dry_run(config)`` is the request, with no AWS call (``dummy-training sagemaker --dry-run``).
 - **Logs while it runs.** CloudWatch streams ``/aws/sagemaker/ProcessingJobs/<job-name>/...`` are paged with
   ``nextForwardToken`` into the pod log on every poll and once more at the end. The console URL is printed once the job
@@ -581,8 +582,8 @@ BACKEND = "SageMaker"
 def plan_launch(config: LaunchConfig, base: str) -> staging.InputPlan:
     """Validate ``config`` and plan its inputs (no AWS call): where each will be staged, under the
     attempt-independent ``<staging prefix>/<base>/`` so a retry finds what the first attempt uploaded. A local
-    model given no hyperparameters is judged first by the engine (``step.judge``): one without a root
-    hyperparameters.json fails here (exit 1, as the repack would), before anything is staged or created."""
+    model is judged first by the engine (``judge_local_model``): a hostile one fails here (exit 2), one given no
+    hyperparameters without a root hyperparameters.json too (exit 1), before anything is staged or created."""
     if not config.model:
         raise InvalidInputError(f"{contract.MODEL.flag} is required")
     config.staging_base()  # an S3 prefix is given and valid
@@ -590,12 +591,21 @@ def plan_launch(config: LaunchConfig, base: str) -> staging.InputPlan:
     plan = staging.plan_inputs(model=config.model, hyperparameters=config.hyperparameters,
                                hyperparameters_json=config.hyperparameters_json,
                                staging_prefix=aws.join_s3(config.staging_base(), base), s3_direct=config.s3_direct)
-    local_model = plan.local_model_path()
-    if plan.hyperparameters is None and local_model is not None:
-        from dummy_training.step.judge import require_own_hyperparameters
-
-        require_own_hyperparameters(local_model, no_job="nothing was staged and no job was created")
+    judge_local_model(plan)
     return plan
+
+
+def judge_local_model(plan: staging.InputPlan) -> None:
+    """A local model is judged by the engine (``step.judge``) before anything is staged or created: a hostile or
+    broken archive exits 2 with the repack's own line, one with no root hyperparameters.json given none exits 1.
+    Nothing to judge for a model already in S3 (the job judges it)."""
+    local_model = plan.local_model_path()
+    if local_model is None:
+        return
+    from dummy_training.step.judge import judge_local_model as judge
+
+    judge(local_model, hyperparameters_given=plan.hyperparameters is not None,
+          no_job="nothing was staged and no job was created")
 
 
 def request_for(config: LaunchConfig, plan: staging.InputPlan) -> Callable[[str], dict[str, Any]]:
