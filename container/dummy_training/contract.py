@@ -44,6 +44,26 @@ DEFAULT_OPT_ML_ROOT = "/opt/ml"
 #: ``1`` makes a local output durable against power loss (fsync before and after the rename), like ``--fsync``.
 FSYNC_ENV = "DUMMY_TRAINING_FSYNC"
 
+#: The distribution (what ``pip install`` names) and the optional packages its extras bring: a sub-command that
+#: needs one of these modules on an install without the extra ends with one line naming the extra (exit 3).
+DISTRIBUTION = "kfp-sagemaker-dummy-training"
+EXTRA_MODULES = {
+    "kfp": "kfp",  # compile, demo, the components (kfp and kfp-kubernetes)
+    "kubernetes": "ack",  # ack run
+    "yaml": "ack",  # ack manifest (PyYAML; kfp brings it too)
+    "sagemaker": "sagemaker",  # the SageMaker Pipelines step (the SDK)
+}
+
+
+def extra_for_module(module: str) -> str | None:
+    """The extra that installs ``module`` (``kfp.dsl`` -> ``kfp``), or None when no extra does."""
+    return EXTRA_MODULES.get(module.split(".")[0])
+
+
+def install_extra_hint(extra: str) -> str:
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
 #: The console script and the sub-command the remote job runs.
 CONSOLE_SCRIPT = "dummy-training"
 REPACK_COMMAND = "repack"
@@ -152,6 +172,19 @@ def hyperparameters_candidates() -> list[Candidate]:
 
 def default_output_dir() -> Path:
     return processing_output_dir()
+
+
+def job_directories() -> list[Path]:
+    """Where a job's inputs or output are laid out: the processing input and output directories, the input
+    channels and the code directory. None of them existing means this is no job (a workstation)."""
+    return [processing_model_dir(), processing_config_dir(), processing_output_dir(),
+            channel_dir(CHANNEL_MODEL), channel_dir(CHANNEL_HYPERPARAMETERS), code_dir()]
+
+
+def inside_job() -> bool:
+    """True when a job's layout is here (see ``job_directories``): only then is the default output directory
+    (``default_output_dir``) used; elsewhere the output location must be given."""
+    return any(d.is_dir() for d in job_directories())
 
 
 # ------------------------------------------------------------------------------ parameter names

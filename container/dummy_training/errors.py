@@ -40,6 +40,19 @@ class RuntimeIOError(DummyTrainingError):
     exit_code = EXIT_RUNTIME
 
 
+class MissingExtraError(DummyTrainingError):
+    """What a sub-command needs is not installed: an optional package of one of the distribution's extras."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, what: str, module: str) -> None:
+        from dummy_training import contract
+
+        extra = contract.extra_for_module(module) or module
+        self.module, self.extra = module, extra
+        super().__init__(f"{what} needs {module}, which is not installed: {contract.install_extra_hint(extra)}")
+
+
 class JobFailedError(DummyTrainingError):
     """A remote job (SageMaker or ACK) ended Failed or was rejected."""
 

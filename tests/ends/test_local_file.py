@@ -83,7 +83,13 @@ def test_abort_leaves_nothing(tmp_path: Path, source_file: Path) -> None:
         sink.write(b"partial")
         sink.abort()
         sink.abort()
-    assert list(target.parent.iterdir()) == []
+    assert not target.parent.exists()  # the directory the sink made went with it
+    (tmp_path / "given").mkdir()
+    with LocalFileSource(source_file) as src:
+        sink = LocalFileSink(tmp_path / "given" / "model.tar.gz")
+        sink.copy_range(src, 0, 100_000)
+        sink.abort()
+    assert list((tmp_path / "given").iterdir()) == []  # a directory that was there stays, empty
 
 
 def test_unwritable_directory(tmp_path: Path) -> None:
@@ -139,7 +145,7 @@ def test_disk_full_is_a_runtime_error_and_cleans_up(tmp_path: Path, monkeypatch:
             except BaseException:
                 sink.abort()
                 raise
-    assert list(target.parent.iterdir()) == []
+    assert not target.parent.exists()  # nothing left: not the temp file, not the directory the sink made
 
 
 def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:

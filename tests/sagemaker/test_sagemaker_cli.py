@@ -182,6 +182,26 @@ def test_bad_role_arn_is_one_line(bucket: str, moto_endpoint: str) -> None:
     assert "invalid role ARN" in _one_error_line(res.stderr)
 
 
+@pytest.mark.parametrize("command", [["sagemaker", "--dry-run"], ["ack", "manifest"]])
+@pytest.mark.parametrize("instance_type", ["m5.large", "ml.m5", "ML.M5.LARGE", "ml.m5.large "])
+def test_an_instance_type_without_ml_is_one_line_exit_2(command: list[str], instance_type: str,
+                                                         bucket: str) -> None:
+    """A SageMaker instance type is ml.<family>.<size>: anything else is refused before any AWS call."""
+    base = [sys.executable, "-m", "dummy_training", *command, "--model", f"s3://{bucket}/m/model.tar.gz",
+            "--s3-prefix", f"s3://{bucket}/runs", "--role-arn", ROLE, "--image-uri", "img:1", "--job-name", "j"]
+
+    def run(value: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*base, "--instance-type", value], capture_output=True, text=True, timeout=60)
+
+    res = run(instance_type)
+    assert res.returncode == EXIT_INVALID_INPUT, res.stderr
+    assert f"invalid instance type {instance_type!r}" in _one_error_line(res.stderr)
+    assert res.stdout == ""
+    ok = run("ml.g4dn.xlarge")
+    assert ok.returncode == 0, ok.stderr
+    assert "ml.g4dn.xlarge" in ok.stdout
+
+
 def test_access_denied_is_one_line(s3, bucket: str) -> None:
     """A real HTTP 403 from the S3 endpoint (the fake answers every S3 call AccessDenied)."""
     import threading

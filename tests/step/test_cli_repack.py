@@ -365,3 +365,59 @@ def test_output_dir_refuses_a_uri_and_points_at_output_uri(tmp_path: Path, uri: 
                                        f"{uri!r}: to write to S3 use --output-uri"]
     assert "Traceback" not in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.tar.gz"]  # nothing written
+
+
+def test_a_model_and_no_output_dir_outside_a_job_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    """On a workstation (no job layout under the contract root) the default output, the job's output directory,
+    is never created: one line asking for --output-dir, exit 2."""
+    root = tmp_path / "opt_ml"  # no job here: nothing under it
+    model = make_archive(tmp_path / "in" / "model.tar.gz", MEMBERS)
+    before = sorted(tmp_path.rglob("*"))
+    res = run_cli("repack", "--model", str(model), "--hyperparameters-json", "{}",
+                  env={contract.OPT_ML_ROOT_ENV: str(root)}, cwd=tmp_path)
+    assert res.returncode == EXIT_INVALID_INPUT, res.stderr
+    line = error_lines(res.stderr)[0]
+    assert len(error_lines(res.stderr)) == 1 and "Traceback" not in res.stderr
+    assert "--output-dir" in line and str(root) in line
+    assert sorted(tmp_path.rglob("*")) == before and not root.exists() and res.stdout == ""
+
+
+def test_inside_a_job_the_default_output_directory_is_still_used(tmp_path: Path) -> None:
+    root = tmp_path / "opt_ml"
+    (root / "processing" / "input" / "config").mkdir(parents=True)  # what a processing job lays out
+    model = make_archive(tmp_path / "in" / "model.tar.gz", MEMBERS)
+    res = run_cli("repack", "--model", str(model), "--hyperparameters-json", "{}",
+                  env={contract.OPT_ML_ROOT_ENV: str(root)}, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == str(root / "processing/output/model/model.tar.gz")
+    assert "hyperparameters.json" in read_members(root / "processing/output/model/model.tar.gz")
+
+
+def test_a_refused_repack_removes_the_directories_it_created_and_only_those(tmp_path: Path) -> None:
+    model = make_archive(tmp_path / "model.tar.gz", MEMBERS)  # no root hyperparameters.json: refused, exit 1
+    env = {contract.OPT_ML_ROOT_ENV: str(tmp_path / "opt_ml")}
+    res = run_cli("repack", "--model", str(model), "--output-dir", str(tmp_path / "new" / "a" / "b"), env=env)
+    assert res.returncode == EXIT_NOT_FOUND, res.stderr
+    assert not (tmp_path / "new").exists()  # every level it made is gone
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    res = run_cli("repack", "--model", str(model), "--output-dir", str(existing / "sub"), env=env)
+    assert res.returncode == EXIT_NOT_FOUND
+    assert existing.is_dir() and list(existing.iterdir()) == []  # its own "sub" gone, the given parent kept
+    res = run_cli("repack", "--model", str(model), "--output-dir", str(existing), env=env)
+    assert res.returncode == EXIT_NOT_FOUND and existing.is_dir()  # a pre-existing --output-dir stays
+
+
+@pytest.mark.parametrize("flag", ["-q", "--quiet", "-v", "--verbose"])
+def test_log_flags_are_accepted_after_the_sub_command(tmp_path: Path, flag: str) -> None:
+    make_archive(tmp_path / "model.tar.gz", MEMBERS)  # found in the working directory: the search logs DEBUG lines
+    args = ["repack", "--hyperparameters-json", "{}", "--output-dir", str(tmp_path / "o")]
+    env = {contract.OPT_ML_ROOT_ENV: str(tmp_path / "opt_ml")}
+    plain, after, before = (run_cli(*a, env=env, cwd=tmp_path) for a in (args, [*args, flag], [flag, *args]))
+    assert plain.returncode == after.returncode == before.returncode == 0, after.stderr
+    quiet = flag in ("-q", "--quiet")
+    for res in (after, before):
+        info = [line for line in res.stderr.splitlines() if " INFO " in line]
+        debug = [line for line in res.stderr.splitlines() if " DEBUG " in line]
+        assert (not info) if quiet else (info and debug), res.stderr
+    assert " INFO " in plain.stderr and " DEBUG " not in plain.stderr

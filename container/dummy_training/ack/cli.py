@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_job_arguments(m)
     m.add_argument("--stage", action="store_true",
                    help="stage local inputs / inline JSON / other key names to S3 first, as `ack run` does")
-    m.set_defaults(func=run_manifest, model_output_dir=None, timeout_seconds=None, poll_interval=5.0,
+    m.set_defaults(func=run_manifest, needs=("yaml",), model_output_dir=None, timeout_seconds=None, poll_interval=5.0,
                    max_poll_interval=30.0, stop_wait_seconds=300.0)
 
     r = sub.add_parser(
@@ -69,7 +69,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     add_job_arguments(r)
     add_wait_arguments(r, on_timeout="delete the resource")
     add_output_arguments(r)
-    r.set_defaults(func=run)
+    r.set_defaults(func=run, needs=("kubernetes", "yaml"))
 
 
 def _options(args: argparse.Namespace):  # noqa: ANN202 - ack_launcher.AckOptions, imported lazily

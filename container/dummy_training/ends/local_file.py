@@ -109,6 +109,16 @@ class LocalFileSource:
         self.close()
 
 
+def _missing_dirs(directory: Path) -> list[Path]:
+    """``directory`` and its parents that do not exist yet, deepest first (what ``mkdir(parents=True)`` makes)."""
+    missing: list[Path] = []
+    d = directory.absolute()
+    while not d.exists() and d != d.parent:
+        missing.append(d)
+        d = d.parent
+    return missing
+
+
 class LocalFileSink:
     """A local output file written to a temp name beside the target and renamed over it on commit."""
 
@@ -117,14 +127,18 @@ class LocalFileSink:
         self.durable = durable
         self.location = str(self.target)
         directory = self.target.parent
+        #: the directories this sink made (deepest first): an aborted sink removes them again, and only them
+        self.created_dirs = _missing_dirs(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            self._remove_created_dirs()
             raise _io_error("create the output directory", directory, exc) from None
         self.temp_path = directory / f".{self.target.name}.{secrets.token_hex(6)}.tmp"
         try:
             self._fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            self._remove_created_dirs()
             raise _io_error("write to the output directory", directory, exc) from None
         self._offset = 0  # output size so far (copies included, even if still in flight)
         self._copied = 0
@@ -201,6 +215,15 @@ class LocalFileSink:
             self._fd = -1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.temp_path)
+        self._remove_created_dirs()
+
+    def _remove_created_dirs(self) -> None:
+        """Remove the directories this sink created, if still empty (a pre-existing one is never touched)."""
+        for d in self.created_dirs:
+            try:
+                d.rmdir()
+            except OSError:  # not empty (someone else wrote there), or gone: leave the rest too
+                break
 
     def stats(self) -> Mapping[str, int]:
         return {"bytes_copied": self._copied, "bytes_written": self._written, "size": self._offset}

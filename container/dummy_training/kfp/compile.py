@@ -41,7 +41,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dummy_training.errors import EXIT_OK, DummyTrainingError, InvalidInputError, RuntimeIOError
+from dummy_training.errors import EXIT_OK, DummyTrainingError, InvalidInputError, MissingExtraError, RuntimeIOError
 
 log = logging.getLogger("dummy_training.kfp.compile")
 
@@ -310,7 +310,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     _add_arguments(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs=("kfp",))
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
@@ -329,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import kfp  # noqa: F401
     except ImportError:
-        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
+        raise MissingExtraError("dummy-training compile", "kfp") from None
     root: Path | None = None  # --output-dir: everything comes from the package, so any install works
     if args.output_dir is None or args.check:
         root = args.root.resolve() if args.root else find_root()

@@ -31,6 +31,7 @@ from dummy_training.errors import (
     DummyTrainingError,
     InputNotFoundError,
     InvalidInputError,
+    MissingExtraError,
     RuntimeIOError,
 )
 from dummy_training.hyperparameters import parse_hyperparameters
@@ -188,7 +189,7 @@ def run_pipeline(
     try:
         from kfp import components, local
     except ImportError:
-        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
+        raise MissingExtraError("dummy-training demo", "kfp") from None
 
     echo = echo or sys.stdout
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,7 @@ def pipeline_arguments(pipeline_yaml: Path, model: str, hyperparameters: str, hy
     try:
         from kfp import components
     except ImportError:
-        raise RuntimeIOError("kfp is not installed: pip install 'kfp-sagemaker-dummy-training[kfp]'") from None
+        raise MissingExtraError("dummy-training demo", "kfp") from None
 
     try:
         pipeline = components.load_component_from_text(local_pipeline_text(pipeline_yaml.read_text()))
@@ -335,7 +336,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline", type=Path, metavar="YAML",
                    help=f"compiled pipeline to run (default: the packaged {PIPELINE_YAML})")
     p.add_argument("--show-log", action="store_true", help="stream the full kfp.local log, not only task statuses")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, needs=("kfp",))
 
 
 def _existing(path: str, what: str) -> Path:

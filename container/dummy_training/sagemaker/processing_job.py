@@ -27,6 +27,8 @@ from dummy_training.errors import InvalidInputError
 
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+#: a SageMaker instance type: ``ml.<family>.<size>`` (ml.m5.large, ml.g4dn.xlarge, ml.p4d.24xlarge)
+INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+$")
 MAX_JOB_NAME = 63
 
 
@@ -101,6 +103,9 @@ class ProcessingJobSpec(JobSettings):
             if report.startswith(output):  # a consumer of the output prefix must find only model.tar.gz there
                 raise InvalidInputError(f"the report prefix {self.report_s3_uri} must lie beside the model's output "
                                         f"prefix {self.output_s3_uri}, not inside it")
+        if not INSTANCE_TYPE_RE.match(self.instance_type):
+            raise InvalidInputError(f"invalid instance type {self.instance_type!r}: a SageMaker instance type starts "
+                                    f"with ml. (e.g. {contract.DEFAULT_INSTANCE_TYPE})")
         if self.instance_count < 1:
             raise InvalidInputError("instance_count must be at least 1")
         if self.volume_size_gb < 1:

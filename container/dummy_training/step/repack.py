@@ -181,6 +181,12 @@ def run_repack(
         source_date_epoch()  # a bad SOURCE_DATE_EPOCH fails here, before any input is opened
     model_res = resolve_model(model)
     log.info("model: %s %s", model_res.label, model_res.location)
+    if output_path is None and not output_dir and not output_uri and not contract.inside_job():
+        # the default output is the job's output directory: on a workstation it would create /opt/ml/...
+        raise InvalidInputError(
+            f"no {contract.OUTPUT_DIR.flag} given and this is no job (none of {contract.opt_ml_root()}/processing/"
+            f"..., input/data/..., code exists): pass {contract.OUTPUT_DIR.flag} DIR (or {contract.OUTPUT_URI.flag} "
+            "s3://...) for the repacked model.tar.gz")
     hp = resolve_hyperparameters(hyperparameters, hyperparameters_json, endpoint_url)
     if hp is None:
         log.info("hyperparameters: none given or found (fine if the archive carries its own)")
