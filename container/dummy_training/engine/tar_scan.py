@@ -14,7 +14,8 @@ as an extractor resolves it (leading ``./`` runs and repeated ``/`` collapsed, `
 for the root ``hyperparameters.json`` decision, the hostile-path checks and the archive-root entry alike. A header
 the readers could read differently is refused: a symlink with a size (GNU tar skips that much data, the others do
 not), a sized hard link under a PAX header (libarchive reads data after it, the others do not), a sized "v7
-directory" (a regular type with a trailing ``/``), a global PAX header that sets a name, a link, a size, sparse
+directory" (a regular type with a trailing ``/``) other than the one reading they share (type ``\0``, both name
+field and real name ending in ``/``: a directory, no data), a global PAX header that sets a name, a link, a size, sparse
 maps, extended attributes or a dumpdir for every later member (informational keywords such as ``comment`` or
 star's ``SCHILY.release`` are accepted), and an old-GNU header whose atime field tarfile would read
 as a ustar prefix into another name.
@@ -284,6 +285,9 @@ class TarScanner:
         self._symlinks: set[str] = set()
         self._files: dict[str, tuple[int, int]] = {}  # resolved name -> (data offset, size) of regular members
         self._sparse_data = 0  # data size of an old GNU sparse member whose extension blocks are being read
+        #: after a sized v7 directory: the offset up to which GNU tar's listing skips (see ``shared_v7_dir``)
+        self._listing_skip_until: int | None = None
+        self._listing_skipper = ""
 
     # ------------------------------------------------------------------------------------ feeding
     @property
@@ -368,6 +372,8 @@ class TarScanner:
             if self._pending_start is not None:
                 raise InvalidInputError(f"invalid archive: extended header at offset {self._pending_start} is "
                                         "followed by the end of the archive, not by a member")
+            if self._listing_skip_until is not None and offset < self._listing_skip_until:
+                raise self._hidden_from_gnu_listing("the end of the archive (where a new member goes)")
             self.end = offset
             self._state = _END
             return
@@ -430,15 +436,28 @@ class TarScanner:
         #   tar and bsdtar, reading a real name without '/', read a file with data.
         # - The name field of a member with a long name is its truncation: its last byte says nothing to GNU tar or
         #   bsdtar, nor to tarfile for types 0 and 7 (a deep tree whose name has '/' as its 100th byte).
-        # So a size is refused only where a reader takes it for a directory; without one they differ only in
-        # whether an empty file or an empty directory is made.
+        # - Type \0 whose name field AND real name both end in '/' (the v7 directory of libarchive's
+        #   test_compat_tar_directory_1: size 1, the next header right after it) is the one reading the three share:
+        #   a directory, no data after it, whatever the size (the three extract the same tree; bsdtar and tarfile
+        #   list the same members). Only GNU tar's listing, and a GNU tar extraction of named members, skip the
+        #   size's blocks after it, hiding what they hold from ``tar t``: so it is accepted unless those blocks hold
+        #   the root hyperparameters.json or the end of the archive (where ours goes).
+        # So a size is refused where the readers disagree whether data follows (all the other sized cases); without
+        # one they differ only in whether an empty file or an empty directory is made.
         dir_by_slash = (typ in (b"0", b"\0", b"7") and name.endswith("/")) or (typ == b"\0" and raw_name.endswith(b"/"))
+        shared_v7_dir = typ == b"\0" and raw_name.endswith(b"/") and name.endswith("/")
         kind = "dir" if dir_by_slash else (_FILE_TYPES.get(typ) or _OTHER_TYPES.get(typ) or "other")
         self._current = name
         self._validate(name, typ, kind, link, where)
         if alt_name is not None:
             self._validate_alt(alt_name, name, where)
-        if dir_by_slash and size:
+        skipped = self._listing_skip_until is not None and offset < self._listing_skip_until
+        if skipped and _is_root_hyperparameters(name):
+            raise self._hidden_from_gnu_listing("the root hyperparameters.json")
+        if dir_by_slash and size and shared_v7_dir:
+            self._listing_skip_until = offset + BLOCK + (size + BLOCK - 1) // BLOCK * BLOCK
+            self._listing_skipper = where
+        elif dir_by_slash and size:
             raise InvalidInputError(f"invalid archive member {where}: a directory written as a regular file "
                                     f"(trailing '/') with a size of {size} (readers disagree whether data follows)")
         if size and typ == b"2":
@@ -486,6 +505,10 @@ class TarScanner:
                 self._sparse_data = data
                 return
         self._start_data(data, collect=collect, collect_size=size)
+
+    def _hidden_from_gnu_listing(self, what: str) -> InvalidInputError:
+        return InvalidInputError(f"invalid archive member {self._listing_skipper}: a directory written as a regular "
+                                 f"file (trailing '/') with a size that makes GNU tar's listing skip {what}")
 
     def _root_hyperparameters(self, typ: bytes, kind: str, size: int, link: str, where: str) -> bytes | None:
         """Judge a member that extracts to the root hyperparameters.json; returns b"H" to collect its data."""
