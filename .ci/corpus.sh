@@ -7,7 +7,8 @@
 #
 # Installs what is missing (Debian package names): tar (GNU tar), libarchive-tools (bsdtar), libarchive13 (for
 # the libarchive-c binding, pip's [test] extra), pax (MirBSD pax), busybox, pigz, zopfli, isal (igzip), tabix
-# (bgzip), attr (setfattr), acl (setfacl). A missing tool makes the corpus tests fail, naming the package.
+# (bgzip), attr (setfattr), acl (setfacl), 7zip (7zz), git (git archive), npm (npm pack). star (Schily tar) is
+# not a writer: Debian 12 has no star package. A missing tool makes the corpus tests fail, naming the package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/lib.sh
@@ -16,11 +17,13 @@ started=$SECONDS
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
 step "writers and readers from apt"
-apt_install_missing corpus.sh --no-install-recommends tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl
+apt_install_missing corpus.sh --no-install-recommends tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl 7zip git npm
 tar --version | head -n1
 bsdtar --version
 python3 -c 'import libarchive' 2>/dev/null || python3 -m pip install -q -e ".[test]"
 
-step "pytest -m corpus tests/corpus"
+step "pytest -m corpus tests/corpus (default scanner choice)"
 python3 -m pytest -m corpus tests/corpus
+step "pytest -m corpus tests/corpus (DUMMY_TRAINING_SCAN_THREADS=1: the single-thread scanner throughout)"
+DUMMY_TRAINING_SCAN_THREADS=1 python3 -m pytest -m corpus tests/corpus
 step "done"

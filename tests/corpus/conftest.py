@@ -74,7 +74,47 @@ class Corpus:
         if case.id not in self._repacks:
             model = self.archive(case)
             self._repacks[case.id] = (repack(model, model.parent, 1), repack(model, model.parent, 2))
+            OUTCOMES[case.id] = (case.writer, *_outcome(*self._repacks[case.id]))
         return self._repacks[case.id]
+
+
+#: case id -> (writer, "accepted" | "refused" | "other", why): what each case's repack did, for the summary
+OUTCOMES: dict[str, tuple[str, str, str]] = {}
+
+
+def _outcome(one: Repacked, two: Repacked) -> tuple[str, str]:
+    """("accepted", decision) or ("refused", the error line); "scanners disagree" when the two differ."""
+    def of(r: Repacked) -> tuple[str, str]:
+        if r.rc == 0 and r.result:
+            return "accepted", r.result["decision"]
+        errors = [line for line in r.stderr.splitlines() if line.startswith("dummy-training: error: ")]
+        why = errors[0].removeprefix("dummy-training: error: ") if errors else r.stderr.strip()[-200:]
+        return ("refused" if r.rc == 2 else f"exit {r.rc}"), why
+    a, b = of(one), of(two)
+    return a if a == b else ("other", f"scanners disagree: one thread {a}, two threads {b}")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001, ARG001
+    """Per writer: archives accepted (injected / preserved), refused, and why (issue 25: a false refusal shows
+    as a count, not only as a failed test)."""
+    if not OUTCOMES:
+        return
+    tr = terminalreporter
+    tr.section("corpus: accepted / refused per writer")
+    writers: dict[str, list[tuple[str, str, str]]] = {}
+    for case_id, (writer, what, why) in sorted(OUTCOMES.items()):
+        writers.setdefault(writer, []).append((case_id, what, why))
+    tr.write_line(f"{'writer':<14} {'accepted':>8} {'refused':>8} {'other':>6}   injected/preserved")
+    for writer, rows in sorted(writers.items()):
+        accepted = [r for r in rows if r[1] == "accepted"]
+        refused = [r for r in rows if r[1] == "refused"]
+        other = [r for r in rows if r[1] not in ("accepted", "refused")]
+        inj = sum(1 for r in accepted if r[2] == "injected")
+        tr.write_line(f"{writer:<14} {len(accepted):>8} {len(refused):>8} {len(other):>6}   "
+                      f"{inj}/{len(accepted) - inj}")
+    for case_id, (writer, what, why) in sorted(OUTCOMES.items()):
+        if what != "accepted":
+            tr.write_line(f"  {what}: {case_id} ({writer}): {why[:300]}")
 
 
 @pytest.fixture(scope="session")

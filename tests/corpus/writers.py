@@ -37,12 +37,19 @@ HP_GIVEN = '{"a": "1"}'
 TOOL_PACKAGES = {
     "tar": "tar", "bsdtar": "libarchive-tools", "pax": "pax", "busybox": "busybox", "gzip": "gzip",
     "pigz": "pigz", "zopfli": "zopfli", "igzip": "isal", "bgzip": "tabix", "setfattr": "attr", "setfacl": "acl",
+    "7zz": "7zip", "git": "git", "npm": "npm",
 }
 
 #: names long enough to need GNU ``L``/PAX records (> 100 bytes) and more than ustar's prefix holds (> 255)
 LONG_DIR = "long-" + "d" * 95
 LONG_FILE = "f" * 120 + ".txt"
 NON_UTF8 = os.fsdecode(b"caf\xe9-latin1.txt")
+#: a deep tree (issue 25): its file's name has a '/' as byte 98, 100, 154, 156, 254 and 256, so written bare or as
+#: ./deep/... (2 bytes more) a '/' ends each of the name field (100), ustar's prefix (155) and prefix + '/' + name
+#: (256) boundaries in one writer or the other
+DEEP_DIR = "/".join(["deep" + "x" * 93, "y", "z" * 53, "y", "w" * 97, "y"])
+DEEP_FILE = DEEP_DIR + "/weights.bin"
+assert [i + 1 for i, c in enumerate(DEEP_FILE) if c == "/"] == [98, 100, 154, 156, 254, 256]
 
 
 class ToolMissing(AssertionError):
@@ -75,7 +82,7 @@ class Tree:
     """What goes into the model directory."""
 
     hp: str | None = None  # None, "root" (hyperparameters.json), "hardlink" (aaa-hp.json + a hard link to it)
-    long_names: bool = False
+    long_names: bool = False  # also a deep tree (DEEP_FILE), which needs long names too
     non_utf8: bool = False
     sparse: bool = False
     xattrs: bool = False
@@ -112,6 +119,8 @@ def make_tree(root: Path, tree: Tree) -> list[str]:
         (deep / LONG_FILE).write_text("a name longer than 255 bytes\n")
         (root / LONG_DIR / LONG_FILE).write_text("a name longer than 100 bytes\n")
         os.symlink(LONG_FILE, root / LONG_DIR / ("link-" + "l" * 100))
+        (root / DEEP_DIR).mkdir(parents=True)
+        (root / DEEP_FILE).write_bytes(rng.randbytes(3000))
     if tree.non_utf8:
         (root / NON_UTF8).write_text("latin-1 name\n")
     if tree.sparse:
@@ -183,6 +192,11 @@ def _plain(tar: Path, out: Path) -> None:
     shutil.copyfile(tar, out)
 
 
+def _as_written(tar: Path, out: Path) -> None:
+    """The writer compressed it itself (npm pack, git archive --format=tar.gz): kept as it is."""
+    shutil.copyfile(tar, out)
+
+
 def _py_gzip(tar: Path, out: Path) -> None:
     out.write_bytes(python_gzip(tar.read_bytes()))
 
@@ -196,13 +210,13 @@ COMPRESSORS: dict[str, Callable[[Path, Path], None]] = {
     "gzip-1": _gzip(1), "gzip-9": _gzip(9), "pigz-i": _pigz("-i"), "pigz-11": _pigz("-11"), "zopfli": _zopfli,
     "igzip-0": _igzip(0), "igzip-1": _igzip(1), "igzip-2": _igzip(2), "igzip-3": _igzip(3), "bgzip": _bgzip,
     "multi-empty-first": _empty_first, "multi-empty-between": _empty_between, "multi-empty-last": _empty_last,
-    "plain": _plain,
+    "plain": _plain, "as-written": _as_written,
 }
 COMPRESSOR_TOOLS: dict[str, str | None] = {
     "gzip-1": "gzip", "gzip-9": "gzip", "pigz-i": "pigz", "pigz-11": "pigz", "zopfli": "zopfli",
     "igzip-0": "igzip", "igzip-1": "igzip", "igzip-2": "igzip", "igzip-3": "igzip", "bgzip": "bgzip",
     "multi-empty-first": "gzip", "multi-empty-between": "gzip", "multi-empty-last": "gzip",
-    "plain": None, "py-gzip": None, "py-multi-empty-first": None}
+    "plain": None, "py-gzip": None, "py-multi-empty-first": None, "as-written": None}
 
 
 # ------------------------------------------------------------------------------------------- tar writers
@@ -248,6 +262,39 @@ def busybox_tar(style: str = "bare") -> Callable[[Path, Path, list[str]], None]:
     return write
 
 
+def sevenzip(root: Path, out: Path, names: list[str]) -> None:
+    """7-Zip's tar writer (Debian's 7zip, ``7zz``), symlinks and hard links stored as links."""
+    run(["7zz", "a", "-ttar", "-snl", "-snh", "-bd", "-bso0", "-bsp0", out.resolve(), "--", *names], cwd=root)
+
+
+def npm_pack(root: Path, out: Path, names: list[str]) -> None:
+    """``npm pack`` of the model directory as a package: node-tar writes it (every member under ``package/``)
+    and gzips it itself; offline, with its cache in the scratch directory."""
+    (root / "package.json").write_text('{"name": "dt-model", "version": "1.0.0", "files": ["**/*"]}\n')
+    os.utime(root / "package.json", (MTIME, MTIME))
+    dest = out.parent / "npm-out"
+    dest.mkdir()
+    run(["npm", "pack", "--offline", "--silent", "--pack-destination", dest], cwd=root,
+        env={"npm_config_cache": str(out.parent / "npm-cache"), "npm_config_update_notifier": "false"})
+    (tgz,) = dest.iterdir()
+    tgz.rename(out)
+
+
+def git_archive(fmt: str) -> Callable[[Path, Path, list[str]], None]:
+    """``git archive`` of a commit of the model directory (empty directories are not in git); ``fmt`` "tar" or
+    "tar.gz" (git's own gzip). Its global PAX header carries the commit id as a ``comment``."""
+    def write(root: Path, out: Path, names: list[str]) -> None:
+        env = {"GIT_AUTHOR_DATE": f"@{MTIME} +0000", "GIT_COMMITTER_DATE": f"@{MTIME} +0000",
+               "GIT_AUTHOR_NAME": "corpus", "GIT_AUTHOR_EMAIL": "corpus@example.invalid",
+               "GIT_COMMITTER_NAME": "corpus", "GIT_COMMITTER_EMAIL": "corpus@example.invalid",
+               "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+        run(["git", "init", "-q"], cwd=root, env=env)
+        run(["git", "add", "-A", "--", *names], cwd=root, env=env)
+        run(["git", "commit", "-q", "-m", "model"], cwd=root, env=env)
+        run(["git", "archive", f"--format={fmt}", "-o", out.resolve(), "HEAD"], cwd=root, env=env)
+    return write
+
+
 def python_tarfile(fmt: int, style: str = "bare") -> Callable[[Path, Path, list[str]], None]:
     def write(root: Path, out: Path, names: list[str]) -> None:
         with tarfile.open(out, "w", format=fmt) as tf:
@@ -260,7 +307,7 @@ def python_tarfile(fmt: int, style: str = "bare") -> Callable[[Path, Path, list[
 @dataclass(frozen=True)
 class Case:
     id: str
-    writer: str  # "gnu-tar", "bsdtar", "pax", "busybox", "tarfile"
+    writer: str  # "gnu-tar", "bsdtar", "pax", "busybox", "tarfile", "7zz", "npm-pack", "git-archive"
     write: Callable[[Path, Path, list[str]], None]
     tree: Tree = field(default_factory=Tree)
     compressor: str = "gzip-9"
@@ -351,12 +398,24 @@ def _cases() -> list[Case]:
         add(f"busybox-{style}", "busybox", busybox_tar(style), short, tools=("busybox",))
     # every compressor over one GNU tar and one bsdtar archive
     for comp in COMPRESSORS:
-        if comp in ("gzip-9", "py-gzip", "py-multi-empty-first"):
+        if comp in ("gzip-9", "py-gzip", "py-multi-empty-first", "as-written"):
             continue
         add(f"gnu-tar-posix-{comp}", "gnu-tar", gnu_tar("posix"), full, tools=("tar",), compressor=comp,
             hp=comp in ("plain", "multi-empty-first", "pigz-i", "igzip-0", "bgzip"))
         add(f"bsdtar-pax-{comp}", "bsdtar", bsdtar("pax", "dot"), short, tools=("bsdtar",), compressor=comp,
             hp=False)
+    # 7-Zip, npm pack (node-tar, every member under package/: its hyperparameters.json is never at the root),
+    # git archive (a global PAX comment with the commit id; no empty directories)
+    add("7zz-bare", "7zz", sevenzip, full, tools=("7zz",))
+    add("7zz-short", "7zz", sevenzip, short, tools=("7zz",), hp=False)
+    add("7zz-pigz", "7zz", sevenzip, full, tools=("7zz",), compressor="pigz-11", hp=False)
+    utf8 = Tree(long_names=True)  # npm cannot lstat a name that is not UTF-8 (ENOENT)
+    cases.append(Case("npm-pack", "npm-pack", npm_pack, utf8, "as-written", "inject", ("npm",)))
+    cases.append(Case("npm-pack+hp-in-package", "npm-pack", npm_pack, Tree(long_names=True, hp="root"),
+                      "as-written", "inject", ("npm",)))
+    add("git-archive-tar", "git-archive", git_archive("tar"), full, tools=("git",))
+    add("git-archive-tgz", "git-archive", git_archive("tar.gz"), full, tools=("git",), compressor="as-written")
+    add("git-archive-short", "git-archive", git_archive("tar"), short, tools=("git",), hp=False)
     # bigger than one parallel-scan chunk: the parallel scanner really splits (issue 19: a leading empty gzip
     # member and an old GNU sparse re-encode gave other bytes with two threads)
     big = Tree(big=True)

@@ -14,8 +14,10 @@ as an extractor resolves it (leading ``./`` runs and repeated ``/`` collapsed, `
 for the root ``hyperparameters.json`` decision, the hostile-path checks and the archive-root entry alike. A header
 the readers could read differently is refused: a symlink with a size (GNU tar skips that much data, the others do
 not), a sized hard link under a PAX header (libarchive reads data after it, the others do not), a sized "v7
-directory" (a regular type with a trailing ``/``), a global PAX header that sets a name, a link, a size, sparse
-maps or extended attributes for every later member, and an old-GNU header whose atime field tarfile would read
+directory" (a regular type with a trailing ``/``) other than the one reading they share (type ``\0``, both name
+field and real name ending in ``/``: a directory, no data), a global PAX header that sets a name, a link, a size, sparse
+maps, extended attributes or a dumpdir for every later member (informational keywords such as ``comment`` or
+star's ``SCHILY.release`` are accepted), and an old-GNU header whose atime field tarfile would read
 as a ustar prefix into another name.
 
 Validation raises ``InvalidInputError`` with one line naming the member and its offset: bad header checksum,
@@ -69,11 +71,48 @@ _NO_DATA_TYPES = frozenset({b"1", b"2", b"3", b"4", b"5", b"6"})
 #: Metadata headers: their data applies to the next member (``g``: to every later member).
 _META_TYPES = frozenset({b"L", b"K", b"x", b"X", b"g"})
 _USTAR_MAGIC = b"ustar\x00"
-#: PAX keywords a global header may not set: they would rename, resize, re-link, make sparse or give extended
-#: attributes to every later member (ours included), and libarchive ignores global headers where GNU tar and
-#: tarfile apply them, so the readers would disagree.
-_GLOBAL_FORBIDDEN = frozenset({"path", "linkpath", "size"})
-_GLOBAL_FORBIDDEN_PREFIXES = ("GNU.sparse.", "SCHILY.", "LIBARCHIVE.", "security.")
+#: Global PAX headers (``g``): what each keyword does to the later members, measured with GNU tar 1.34, bsdtar
+#: 3.6.2 (libarchive) and tarfile 3.11 on a global header followed by two ustar members (extracted by each, trees
+#: compared; ``tests/engine/test_global_pax.py`` keeps each rule true). bsdtar ignores global headers' records
+#: altogether; GNU tar and tarfile apply the standard keywords to every later member.
+#: Accepted: keywords that change nothing any of the three writes on extraction.
+#: - ``comment``, ``charset``: the three ignore them (POSIX: informational).
+#: - ``hdrcharset``: tarfile decodes that header's own records by it; GNU tar and bsdtar ignore it. Names come
+#:   from each member's own headers, so the three extract the same tree (also with ``BINARY``).
+#: - ``SCHILY.release``, ``SCHILY.archtype``, ``SCHILY.volhdr.*`` (star writes them in its first global header),
+#:   ``GNU.volume.label`` (GNU tar's ``-V`` label in posix format): the three extract the same tree; GNU tar and
+#:   bsdtar list the same members, tarfile only keeps them in ``TarFile.pax_headers``.
+_GLOBAL_INFORMATIONAL = frozenset({"comment", "charset", "hdrcharset", "SCHILY.release", "SCHILY.archtype",
+                                   "GNU.volume.label"})
+_GLOBAL_INFORMATIONAL_PREFIXES = ("SCHILY.volhdr.",)
+#: Refused: keywords that change what an extractor writes, so the readers would disagree (ours included: the
+#: injected member comes after the header).
+#: - ``path``, ``linkpath``: GNU tar and tarfile rename (re-link) every later member, bsdtar does not.
+#: - ``size``, ``GNU.sparse.*``: GNU tar and tarfile read every later member with that size (GNU tar then
+#:   "Skipping to next header", exit 2), bsdtar reads the header's size.
+#: - ``SCHILY.xattr.*``, ``LIBARCHIVE.xattr.*``, ``security.*``, ``RHT.*``, ``SCHILY.acl.*``: extended
+#:   attributes and ACLs; ``tar --xattrs`` (``--selinux``, ``--acls``) tries to set them on every later member,
+#:   bsdtar and tarfile set nothing.
+#: - ``GNU.dumpdir``: ``tar -x -G`` takes it as the dumpdir of every later directory and deletes what it does not
+#:   list from the target; bsdtar and tarfile do not.
+#: - Other ``GNU.volume.*`` (``filename``, ``size``, ``offset``): a plain extraction by any of the three ignores
+#:   them, but GNU tar's multi-volume reading (``-M``) resumes a file split across volumes from them.
+#: - Other ``SCHILY.*`` (``filetype``, ``dev``, ``ino``, ``nlink``, ``realsize``, ``offset``): star's own
+#:   descriptions of a member's type, device and sparse layout; the three ignore them (measured for
+#:   ``filetype`` and ``dev``), star applies them.
+#: Any other keyword (``uid``, ``mtime``, ``uname``, vendor keywords) is accepted: GNU tar and tarfile apply the
+#: standard ones to ownership and times only, which the injected member sets back (``GLOBAL_OVERRIDDEN``).
+_GLOBAL_FORBIDDEN = frozenset({"path", "linkpath", "size", "GNU.dumpdir"})
+_GLOBAL_FORBIDDEN_PREFIXES = ("GNU.sparse.", "GNU.volume.", "SCHILY.", "LIBARCHIVE.", "security.", "RHT.")
+
+
+def global_keyword_refused(key: str) -> bool:
+    """A global PAX header may not set ``key`` (see the rules above)."""
+    if key in _GLOBAL_INFORMATIONAL or key.startswith(_GLOBAL_INFORMATIONAL_PREFIXES):
+        return False
+    return key in _GLOBAL_FORBIDDEN or key.startswith(_GLOBAL_FORBIDDEN_PREFIXES)
+
+
 #: Global PAX keywords the injected member overrides with a PAX header of its own (see ``injected_pax``).
 GLOBAL_OVERRIDDEN = ("uid", "gid", "uname", "gname", "mtime", "atime", "ctime")
 #: Regular members remembered (name -> data offset) so a hard link can be resolved to its target.
@@ -246,6 +285,9 @@ class TarScanner:
         self._symlinks: set[str] = set()
         self._files: dict[str, tuple[int, int]] = {}  # resolved name -> (data offset, size) of regular members
         self._sparse_data = 0  # data size of an old GNU sparse member whose extension blocks are being read
+        #: after a sized v7 directory: the offset up to which GNU tar's listing skips (see ``shared_v7_dir``)
+        self._listing_skip_until: int | None = None
+        self._listing_skipper = ""
 
     # ------------------------------------------------------------------------------------ feeding
     @property
@@ -330,6 +372,8 @@ class TarScanner:
             if self._pending_start is not None:
                 raise InvalidInputError(f"invalid archive: extended header at offset {self._pending_start} is "
                                         "followed by the end of the archive, not by a member")
+            if self._listing_skip_until is not None and offset < self._listing_skip_until:
+                raise self._hidden_from_gnu_listing("the end of the archive (where a new member goes)")
             self.end = offset
             self._state = _END
             return
@@ -392,15 +436,28 @@ class TarScanner:
         #   tar and bsdtar, reading a real name without '/', read a file with data.
         # - The name field of a member with a long name is its truncation: its last byte says nothing to GNU tar or
         #   bsdtar, nor to tarfile for types 0 and 7 (a deep tree whose name has '/' as its 100th byte).
-        # So a size is refused only where a reader takes it for a directory; without one they differ only in
-        # whether an empty file or an empty directory is made.
+        # - Type \0 whose name field AND real name both end in '/' (the v7 directory of libarchive's
+        #   test_compat_tar_directory_1: size 1, the next header right after it) is the one reading the three share:
+        #   a directory, no data after it, whatever the size (the three extract the same tree; bsdtar and tarfile
+        #   list the same members). Only GNU tar's listing, and a GNU tar extraction of named members, skip the
+        #   size's blocks after it, hiding what they hold from ``tar t``: so it is accepted unless those blocks hold
+        #   the root hyperparameters.json or the end of the archive (where ours goes).
+        # So a size is refused where the readers disagree whether data follows (all the other sized cases); without
+        # one they differ only in whether an empty file or an empty directory is made.
         dir_by_slash = (typ in (b"0", b"\0", b"7") and name.endswith("/")) or (typ == b"\0" and raw_name.endswith(b"/"))
+        shared_v7_dir = typ == b"\0" and raw_name.endswith(b"/") and name.endswith("/")
         kind = "dir" if dir_by_slash else (_FILE_TYPES.get(typ) or _OTHER_TYPES.get(typ) or "other")
         self._current = name
         self._validate(name, typ, kind, link, where)
         if alt_name is not None:
             self._validate_alt(alt_name, name, where)
-        if dir_by_slash and size:
+        skipped = self._listing_skip_until is not None and offset < self._listing_skip_until
+        if skipped and _is_root_hyperparameters(name):
+            raise self._hidden_from_gnu_listing("the root hyperparameters.json")
+        if dir_by_slash and size and shared_v7_dir:
+            self._listing_skip_until = offset + BLOCK + (size + BLOCK - 1) // BLOCK * BLOCK
+            self._listing_skipper = where
+        elif dir_by_slash and size:
             raise InvalidInputError(f"invalid archive member {where}: a directory written as a regular file "
                                     f"(trailing '/') with a size of {size} (readers disagree whether data follows)")
         if size and typ == b"2":
@@ -448,6 +505,10 @@ class TarScanner:
                 self._sparse_data = data
                 return
         self._start_data(data, collect=collect, collect_size=size)
+
+    def _hidden_from_gnu_listing(self, what: str) -> InvalidInputError:
+        return InvalidInputError(f"invalid archive member {self._listing_skipper}: a directory written as a regular "
+                                 f"file (trailing '/') with a size that makes GNU tar's listing skip {what}")
 
     def _root_hyperparameters(self, typ: bytes, kind: str, size: int, link: str, where: str) -> bytes | None:
         """Judge a member that extracts to the root hyperparameters.json; returns b"H" to collect its data."""
@@ -504,9 +565,9 @@ class TarScanner:
         elif kind == b"g":
             records = _parse_pax(data, self.pos)
             for key in records:
-                if key in _GLOBAL_FORBIDDEN or key.startswith(_GLOBAL_FORBIDDEN_PREFIXES):
+                if global_keyword_refused(key):
                     raise InvalidInputError(f"invalid archive: a global PAX header before offset {self.pos} sets "
-                                            f"{key!r} for every later member (tarfile and GNU tar apply it, "
+                                            f"{key!r} for every later member (GNU tar or tarfile apply it, "
                                             "bsdtar does not)")
             self.global_pax.update(records)
         else:  # b"H": the root hyperparameters.json
