@@ -12,7 +12,11 @@ VERSION = re.search(
 
 ENGINE = ["rapidgzip>=0.14", "isal>=1.6", "zlib-ng>=0.5", "tqdm>=4.66"]
 S3 = ["boto3>=1.34"]
-KFP = ["kfp>=2.17,<2.18", "kfp-kubernetes>=2.17,<2.18"]
+# what the components and pipelines need to run (kfp.local, a launcher pod): any kfp 2 from 2.15 on
+KFP = ["kfp>=2.15,<3", "kfp-kubernetes>=2.15,<3"]
+# what compiles the committed YAML and drift-checks it (`dummy-training compile --check`): one pinned minor release,
+# so the YAML is the same bytes everywhere; the test extra installs it
+KFP_COMPILE = ["kfp>=2.17,<2.18", "kfp-kubernetes>=2.17,<2.18"]
 ACK = ["kubernetes>=28", "PyYAML>=6"]
 # the SageMaker Python SDK for the SageMaker Pipelines step (v3 API; v2 also works where it is what is installed)
 SAGEMAKER = S3 + ["sagemaker>=3.27,<4"]
@@ -41,14 +45,20 @@ setup(
         "kfp": KFP,
         "sagemaker": SAGEMAKER,
         "ack": ACK,
-        "test": KFP
+        # what the default suite needs, and no more (the SageMaker SDK's tests have their own venv and stage:
+        # .ci/sagemaker-sdk.sh, marker sagemaker_sdk)
+        "test": KFP_COMPILE
         + ACK
-        + SAGEMAKER
+        + S3
         + [
             "pytest>=8",
             "pytest-timeout>=2",
             "hypothesis>=6",
-            "moto[server]>=5.1,<5.3",
+            # moto's ThreadedMotoServer for S3, SageMaker and CloudWatch Logs: the S3 extra and the server's two
+            # web packages, not moto[server] (that one is every service's dependencies: cfn-lint, sympy, ...)
+            "moto[s3]>=5.1,<5.3",
+            "flask>=2",
+            "flask-cors>=3",
             "jsonschema>=4",
             "ruff>=0.6",
             "markdown>=3.5",  # tests render the Markdown report to HTML, as a viewer would

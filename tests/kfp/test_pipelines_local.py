@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from dummy_training import cli, contract
-from dummy_training.errors import EXIT_INVALID_INPUT, EXIT_NOT_FOUND
+from dummy_training.errors import EXIT_INVALID_INPUT, EXIT_NOT_FOUND, EXIT_RUNTIME
 from dummy_training.kfp.demo import PipelineRunError, packaged_pipeline, run_pipeline
 from dummy_training.kfp.example_model import (
     EXAMPLE_HYPERPARAMETERS,
@@ -153,9 +153,29 @@ def test_parallel_pipeline_repacks_every_model(tmp_path: Path) -> None:
     assert any(o.read_bytes() == own.read_bytes() for o in outputs)
 
 
-def test_demo_command_inject(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_demo_command_inject(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from dummy_training.kfp import demo
+
+    parses: list[str] = []  # every parse of a large YAML text (the pipeline is 124 KB) in this process, by loader
+
+    def counting(name: str):  # noqa: ANN202
+        real = getattr(yaml, name)
+
+        def parse(stream, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+            if isinstance(stream, str) and len(stream) > 50_000:
+                parses.append(getattr(kwargs.get("Loader"), "__name__", name))
+            return real(stream, *args, **kwargs)
+        return parse
+
+    for name in ("load", "load_all", "safe_load", "safe_load_all"):
+        monkeypatch.setattr(yaml, name, counting(name))
+    demo._LOADED.clear()
     assert cli.main(["demo", "--output-dir", str(tmp_path)]) == 0
+    assert parses == ["CSafeLoader" if yaml.__with_libyaml__ else "SafeLoader"]  # once, with libyaml's loader
     out = capsys.readouterr().out
+    assert out.startswith("Running dummy_training_pipeline.yaml with kfp.local")
     assert "decision:         injected" in out
     assert "hyperparameters.json" in out and "model.safetensors" in out
     outputs = [p for p in (tmp_path / "pipeline_root").glob("**/output_model") if p.is_file()]  # the archive itself
@@ -168,6 +188,23 @@ def test_demo_command_preserve(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     out = capsys.readouterr().out
     assert "decision:         preserved" in out
     assert json.dumps(OWN_HYPERPARAMETERS, sort_keys=True) in out
+
+
+@pytest.mark.parametrize("version", ["2.15.2", "2.16.1"])
+def test_demo_refuses_a_kfp_whose_local_runner_cannot_run_the_pipeline(
+        version: str, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """kfp.local before 2.17 refuses (2.15) or ignores (2.16: runs the S3-direct task of a local model) dsl.If:
+    the demo says so in one line, exit 3, before writing anything (.ci/kfp-oldest.sh sees it with a real 2.15)."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: version if name == "kfp" else real(name))
+    assert cli.main(["demo", "--output-dir", str(tmp_path / "out")]) == EXIT_RUNTIME
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("dummy-training: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert f"this is kfp {version}" in lines[0] and "pip install 'kfp>=2.17,<3'" in lines[0]
+    assert not (tmp_path / "out").exists()
 
 
 def test_demo_command_failure_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,9 +1,11 @@
 """pipelines_step: a SageMaker Pipelines definition built with the real SDK carries the launcher's request.
 
-Every test builds a real ``Pipeline`` definition offline with whichever SDK major is installed (the ``[test]``
-extra installs v3; ``.ci/sagemaker-v2.sh`` runs this file again under v2). Building a definition makes no AWS
-call: the SDK needs a region, not credentials (conftest sets fake ones and disables the instance metadata
-lookup), and ``_offline`` fails any connection beyond 127.0.0.1.
+Every test builds a real ``Pipeline`` definition offline with whichever SDK major is installed: marker
+``sagemaker_sdk``, deselected by default; ``.ci/sagemaker-sdk.sh 3`` and ``.ci/sagemaker-sdk.sh 2`` run them in a
+venv of their own with SDK v3, then v2 (the SDK is heavy: the ``[test]`` extra leaves it out; what needs no SDK is
+in ``test_pipelines_step_without_sdk.py``). Building a definition makes no AWS call: the SDK needs a region, not
+credentials (conftest sets fake ones and disables the instance metadata lookup), and
+``_offline`` fails any connection beyond 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import re
 import runpy
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from dummy_training import contract
-from dummy_training.errors import EXIT_RUNTIME, InvalidInputError, RuntimeIOError
+from dummy_training.errors import InvalidInputError
 from dummy_training.sagemaker import pipelines_step, processing_job
 from dummy_training.sagemaker.pipelines_step import model_s3_uri, output_s3_uri, processing_step, step_from_request
 
@@ -32,6 +33,9 @@ EXAMPLE = REPO / "docs" / "examples" / "sagemaker_pipeline.py"
 ROLE = "arn:aws:iam::123456789012:role/dummy-training"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dummy-training:1"
 MAJOR = pipelines_step.installed_sdk_major()
+NO_SDK = "no SageMaker Python SDK: this file runs in .ci/sagemaker-sdk.sh's venv (pytest -m sagemaker_sdk)"
+
+pytestmark = pytest.mark.sagemaker_sdk
 
 #: every JobSettings field the request can carry, none at its default
 ALL_FIELDS: dict[str, Any] = {
@@ -91,7 +95,7 @@ def _offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def kit() -> Kit:
-    assert MAJOR is not None, "no SageMaker Python SDK: pip install -e '.[test]' installs it"
+    assert MAJOR is not None, NO_SDK
     if not _KITS:  # made in the first test, under conftest's fake AWS environment
         if MAJOR == 3:
             from sagemaker.core.workflow.parameters import ParameterString
@@ -339,21 +343,8 @@ def test_s3_direct_with_network_isolation_is_refused(kit: Kit) -> None:
 
 # ------------------------------------------------------------------------------------- which SDK
 def test_the_detected_major_is_the_installed_distributions() -> None:
-    assert MAJOR is not None, "no SageMaker Python SDK: pip install -e '.[test]' installs it"
+    assert MAJOR is not None, NO_SDK
     assert int(importlib.metadata.version("sagemaker").split(".")[0]) == MAJOR
-
-
-def test_without_an_sdk_the_error_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    # as if no sagemaker distribution were installed: every sagemaker module blocked
-    for name in [n for n in sys.modules if n == "sagemaker" or n.startswith("sagemaker.")] + ["sagemaker"]:
-        monkeypatch.setitem(sys.modules, name, None)
-    assert pipelines_step.installed_sdk_major() is None
-    with pytest.raises(RuntimeIOError) as info:
-        processing_step("Repack", role_arn=ROLE, image_uri=IMAGE, model_s3_uri="s3://b/m", output_s3_uri="s3://b/o")
-    message = str(info.value)
-    assert "\n" not in message
-    assert "pip install 'kfp-sagemaker-dummy-training[sagemaker]'" in message and "'sagemaker>=3'" in message
-    assert info.value.exit_code == EXIT_RUNTIME
 
 
 def _fresh_python(code: str, tmp_path: Path, *, unset: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
@@ -379,14 +370,6 @@ def test_without_a_region_the_error_says_what_to_set(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- the docs example (docs/sagemaker.md)
-def test_the_docs_show_the_example_file() -> None:
-    page = (REPO / "docs" / "sagemaker.md").read_text(encoding="utf-8")
-    section = page.split("## SageMaker Pipelines", 1)[1].split("\n## ", 1)[0]
-    (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
-    example = EXAMPLE.read_text(encoding="utf-8")
-    assert block.strip() in example, "docs/sagemaker.md's SageMaker Pipelines example differs from docs/examples"
-
-
 @pytest.mark.skipif(MAJOR != 3, reason="the docs example is written for the SDK v3 API")
 def test_the_readme_example_defines_the_launchers_request_offline(capsys: pytest.CaptureFixture[str]) -> None:
     # as a script, here (the SDK is imported already): region and fake credentials from conftest, no metadata

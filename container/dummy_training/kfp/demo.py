@@ -161,17 +161,73 @@ def _drop_key(node: Any, key: str) -> Any:
     return node
 
 
+def _yaml_documents(yaml_text: str) -> list[Any]:
+    """The YAML documents of ``yaml_text``, read with libyaml's C loader where PyYAML has it (a compiled
+    pipeline is 124 KB: the pure-Python loader takes most of a second over it)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return [doc for doc in yaml.load_all(yaml_text, Loader=loader) if doc is not None]
+
+
+def _local_documents(yaml_text: str) -> list[Any]:
+    return [_drop_key(doc, "retryPolicy") for doc in _yaml_documents(yaml_text)]
+
+
 def local_pipeline_text(yaml_text: str) -> str:
     """The compiled pipeline without its retry policies, for a local run.
 
     kfp.local honours ``retryPolicy`` with its backoff (30 s, then 60 s): a deterministic failure such as a
     missing hyperparameters.json would take 90 s to report. Retries are for a cluster's transient failures;
-    locally nothing else changes.
+    locally nothing else changes. (``load_local_pipeline`` gives the loaded component without writing this text.)
     """
     import yaml
 
-    docs = [_drop_key(doc, "retryPolicy") for doc in yaml.safe_load_all(yaml_text) if doc is not None]
-    return yaml.safe_dump_all(docs, sort_keys=False)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump_all(_local_documents(yaml_text), Dumper=dumper, sort_keys=False)
+
+
+@dataclass(frozen=True)
+class LocalPipeline:
+    """A compiled pipeline loaded once for local runs: the kfp component and its pipeline spec as a dict."""
+
+    component: Any  # kfp.dsl.yaml_component.YamlComponent
+    spec: dict[str, Any]  # the first YAML document (PipelineSpec), retry policies dropped
+
+
+_LOADED: dict[tuple[str, int, int], LocalPipeline] = {}
+
+
+def load_local_pipeline(pipeline_yaml: Path) -> LocalPipeline:
+    """``pipeline_yaml`` as a kfp component without its retry policies (see ``local_pipeline_text``), parsed once
+    (with the C loader where present) and kept for the file's later runs in this process.
+
+    kfp's own ``load_component_from_text`` parses the text with the pure-Python loader, and its
+    ``pipeline_spec`` property parses it again at each access; here the parsed documents become the component
+    directly (``ComponentSpec.from_ir_dicts``, what kfp does after parsing) and ``pipeline_spec`` is built once."""
+    from google.protobuf import json_format
+    from kfp.dsl import structures, yaml_component
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    stat = pipeline_yaml.stat()
+    key = (str(pipeline_yaml.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key in _LOADED:
+        return _LOADED[key]
+    docs = _local_documents(pipeline_yaml.read_text())
+    if not docs or not all(isinstance(d, dict) for d in docs) or len(docs) > 2:
+        raise ValueError(f"expected one or two YAML mappings (pipeline spec, platform spec), got {len(docs)}")
+    spec, platform = docs[0], (docs[1] if len(docs) > 1 else {})
+    parsed = json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec(), ignore_unknown_fields=False)
+
+    class _Loaded(yaml_component.YamlComponent):
+        @property
+        def pipeline_spec(self) -> pipeline_spec_pb2.PipelineSpec:  # built once, not re-parsed at each access
+            return parsed
+
+    component = _Loaded(component_spec=structures.ComponentSpec.from_ir_dicts(spec, platform), component_yaml="")
+    _LOADED.clear()  # one pipeline at a time is all the demo and the tests need
+    _LOADED[key] = LocalPipeline(component, spec)
+    return _LOADED[key]
 
 
 def run_pipeline(
@@ -187,7 +243,7 @@ def run_pipeline(
     Raises ``PipelineRunError`` with the engine's one-line message and the failing task's exit code.
     """
     try:
-        from kfp import components, local
+        from kfp import local
     except ImportError:
         raise MissingExtraError("dummy-training demo", "kfp") from None
 
@@ -198,7 +254,7 @@ def run_pipeline(
     before = set(pipeline_root.iterdir())
     log_path = output_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root), raise_on_error=True)
-    pipeline = components.load_component_from_text(local_pipeline_text(pipeline_yaml.read_text()))
+    pipeline = load_local_pipeline(pipeline_yaml).component
     started = time.monotonic()
     failure: Exception | None = None
     codes_path = output_dir / f".exit-codes-{os.getpid()}"
@@ -256,20 +312,19 @@ def pipeline_arguments(pipeline_yaml: Path, model: str, hyperparameters: str, hy
     that is no compiled pipeline, or a pipeline needing inputs the demo cannot give, is ``InvalidInputError``
     (one line, exit 2), before anything runs."""
     try:
-        from kfp import components
+        import kfp  # noqa: F401
     except ImportError:
         raise MissingExtraError("dummy-training demo", "kfp") from None
 
     try:
-        pipeline = components.load_component_from_text(local_pipeline_text(pipeline_yaml.read_text()))
-        inputs = dict(pipeline.component_spec.inputs or {})
+        loaded = load_local_pipeline(pipeline_yaml)
+        inputs = dict(loaded.component.component_spec.inputs or {})
     except OSError as exc:
         raise RuntimeIOError(f"cannot read {pipeline_yaml}: {exc.strerror}") from None
     except Exception as exc:  # noqa: BLE001 - yaml, kfp: whatever the file is, it is not a pipeline we can run
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise InvalidInputError(f"--pipeline {pipeline_yaml}: not a compiled KFP pipeline ({first})") from None
-    spec = getattr(pipeline, "pipeline_spec", None)
-    if spec is None or not spec.root.HasField("dag"):
+    if "dag" not in (loaded.spec.get("root") or {}):
         raise InvalidInputError(f"--pipeline {pipeline_yaml}: a component, not a compiled pipeline")
     args: dict[str, Any] = {}
     if MODEL_PARAMETER in inputs:
@@ -339,6 +394,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run, needs=("kfp",))
 
 
+#: The first kfp whose kfp.local runs a pipeline's ``dsl.If``/``Elif``/``Else`` branches: 2.15 refuses any
+#: condition, 2.16 runs every task whatever its condition (the wrong branch, e.g. the S3-direct repack), and both
+#: need every artifact input of a task given. The components alone run on any kfp the ``[kfp]`` extra allows.
+KFP_LOCAL_PIPELINES = (2, 17)
+
+
+def require_kfp_local_pipelines() -> None:
+    """Refuse (one line, exit 3) a kfp whose kfp.local cannot run our pipelines, before anything is written."""
+    import importlib.metadata
+
+    try:
+        version = importlib.metadata.version("kfp")
+    except importlib.metadata.PackageNotFoundError:
+        raise MissingExtraError("dummy-training demo", "kfp") from None
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    if parts < KFP_LOCAL_PIPELINES:
+        need = ".".join(map(str, KFP_LOCAL_PIPELINES))
+        raise RuntimeIOError(f"dummy-training demo runs the pipeline with kfp.local, which runs its dsl.If/Elif "
+                             f"branches from kfp {need} on; this is kfp {version}: pip install 'kfp>={need},<3' "
+                             "(the components themselves run on kfp 2.15 and later)")
+
+
 def _existing(path: str, what: str) -> Path:
     p = Path(path).expanduser().resolve()
     if not p.exists():
@@ -349,6 +426,7 @@ def _existing(path: str, what: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     from dummy_training.kfp.example_model import write_example_hyperparameters, write_example_model
 
+    require_kfp_local_pipelines()
     output_dir = Path(getattr(args, contract.OUTPUT_DIR.name)).expanduser().resolve()
     model_arg = getattr(args, contract.MODEL.name)
     hp_arg = getattr(args, contract.HYPERPARAMETERS.name)
@@ -358,21 +436,25 @@ def run(args: argparse.Namespace) -> int:
     if hp_json:
         parse_hyperparameters(hp_json.encode("utf-8"), contract.HYPERPARAMETERS_JSON.flag)
     pipeline_yaml = _existing(str(args.pipeline), "pipeline YAML") if args.pipeline else packaged_pipeline()
-
+    example_dir = output_dir / "example"
     if model_arg:
         model = _existing(model_arg, "model")
         model_shown = str(model)
     else:
-        example_dir = output_dir / "example"
-        model = write_example_model(example_dir / ("model-with-hyperparameters" if args.preserve else "model")
-                                    / contract.MODEL_FILENAME, with_hyperparameters=args.preserve)
+        model = example_dir / ("model-with-hyperparameters" if args.preserve else "model") / contract.MODEL_FILENAME
         model_shown = f"{model} (example model, {'with' if args.preserve else 'without'} hyperparameters.json)"
-        if not hp_arg and not hp_json:
-            hp_arg = str(write_example_hyperparameters(example_dir / contract.HYPERPARAMETERS_FILENAME))
-    hyperparameters = str(_existing(hp_arg, "hyperparameters")) if hp_arg else ""
-
-    arguments = pipeline_arguments(pipeline_yaml, str(model), hyperparameters, hp_json)
+    example_hp = not model_arg and not hp_arg and not hp_json
+    if example_hp:
+        hp_arg = str(example_dir / contract.HYPERPARAMETERS_FILENAME)
+    hyperparameters = hp_arg if example_hp else str(_existing(hp_arg, "hyperparameters")) if hp_arg else ""
+    # the first line once the arguments are judged, before kfp is imported and the pipeline loaded (seconds)
     print(f"Running {pipeline_yaml.name} with kfp.local (backend kubernetes: import, repack, check) ...", flush=True)
+
+    arguments = pipeline_arguments(pipeline_yaml, str(model), hyperparameters, hp_json)  # nothing written before
+    if not model_arg:
+        write_example_model(model, with_hyperparameters=args.preserve)
+    if example_hp:
+        write_example_hyperparameters(Path(hyperparameters))
     result = run_pipeline(pipeline_yaml, output_dir, arguments, show_log=args.show_log)
     report(result, model_shown, hyperparameters, hp_json, sys.stdout)
     return EXIT_OK
