@@ -95,20 +95,19 @@ def error_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if "dummy-training: error:" in line]
 
 
-def members(path: Path) -> dict[str, tarfile.TarInfo]:
-    """The output's members by name (streamed: a 2 GiB member is not held in memory)."""
-    with tarfile.open(path, "r|gz") as tar:
-        return {m.name: m for m in tar}
-
-
-def root_hyperparameters(path: Path) -> Any:
+def read_output(path: Path) -> tuple[dict[str, tarfile.TarInfo], Any]:
+    """The output's members by name and its root hyperparameters.json (None if none), in one streamed pass (a
+    2 GiB member is not held in memory)."""
+    found: dict[str, tarfile.TarInfo] = {}
+    hp = None
     with tarfile.open(path, "r|gz") as tar:
         for m in tar:
-            if m.name.lstrip("./") == "hyperparameters.json":
+            found[m.name] = m
+            if m.name.removeprefix("./") == "hyperparameters.json":
                 fh = tar.extractfile(m)
                 assert fh is not None
-                return json.loads(fh.read())
-    return None
+                hp = json.loads(fh.read())
+    return found, hp
 
 
 def random_model(path: Path, size: int) -> Path:
@@ -144,8 +143,8 @@ def test_the_native_component_injects_into_a_model_from_a_volume(node: Any, node
     pod = node.run_pod(ns, repack_pod("inject", node_image, store), timeout=300)
     log = assert_succeeded(node, ns, pod)
     out = store.path(f"{OUT}/output_model")
-    assert root_hyperparameters(out) == HP
-    names = members(out)
+    names, hp = read_output(out)
+    assert hp == HP
     assert {"./model/weights.bin", "./config.json", "./code/inference.py"} <= set(names)
     assert names["./model/weights.bin"].size == 2_000_000
     assert "decision: injected" in log
@@ -191,7 +190,7 @@ def test_the_pods_cpu_limit_chooses_the_scanner(node: Any, node_image: str, cpu:
     log = assert_succeeded(node, ns, pod)
     (line,) = [ln for ln in log.splitlines() if "scanned with" in ln]
     assert line.split("scanned with ")[1].strip().startswith(scanner), line
-    assert root_hyperparameters(store.path(f"{OUT}/output_model")) == HP
+    assert read_output(store.path(f"{OUT}/output_model"))[1] == HP
 
 
 @pytest.mark.parametrize("model", ["gzip-bomb-2GiB", "random-190MiB"])
@@ -214,9 +213,9 @@ def test_a_200Mi_memory_limit_is_respected_whatever_the_model(node: Any, node_im
     assert state.reason != "OOMKilled", f"{state}\n{node.log(ns, 'mem')}"
     log = assert_succeeded(node, ns, pod)
     out = store.path(f"{OUT}/output_model")
-    names = members(out)
+    names, hp = read_output(out)
     assert names["model/weights.bin"].size == size, log
-    assert root_hyperparameters(out) == HP
+    assert hp == HP
 
 
 # ------------------------------------------------------------------------------------------------ cancel
