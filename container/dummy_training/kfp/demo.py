@@ -448,7 +448,9 @@ def run(args: argparse.Namespace) -> int:
         hp_arg = str(example_dir / contract.HYPERPARAMETERS_FILENAME)
     hyperparameters = hp_arg if example_hp else str(_existing(hp_arg, "hyperparameters")) if hp_arg else ""
     # the first line once the arguments are judged, before kfp is imported and the pipeline loaded (seconds)
-    print(f"Running {pipeline_yaml.name} with kfp.local (backend kubernetes: import, repack, check) ...", flush=True)
+    # (written, not print()ed: kfp.local swaps builtins.print for an indenting one while a task runs, in any thread)
+    sys.stdout.write(f"Running {pipeline_yaml.name} with kfp.local (backend kubernetes: import, repack, check) ...\n")
+    sys.stdout.flush()
 
     arguments = pipeline_arguments(pipeline_yaml, str(model), hyperparameters, hp_json)  # nothing written before
     if not model_arg:
