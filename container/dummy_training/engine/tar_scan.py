@@ -451,7 +451,7 @@ class TarScanner:
         self._validate(name, typ, kind, link, where)
         if alt_name is not None:
             self._validate_alt(alt_name, name, where)
-        skipped = self._listing_skip_until is not None and offset < self._listing_skip_until
+        skipped = self._listing_skip_until is not None and start < self._listing_skip_until
         if skipped and _is_root_hyperparameters(name):
             raise self._hidden_from_gnu_listing("the root hyperparameters.json")
         if dir_by_slash and size and shared_v7_dir:
