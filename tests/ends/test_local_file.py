@@ -182,3 +182,21 @@ def test_fsync_only_when_durable(tmp_path: Path, source_file: Path, monkeypatch:
     assert target.read_bytes() == source_file.read_bytes()[:250_000] + b"tail"
     # durable: 2 flush-behind fdatasyncs (every 100,000 copied bytes), the file, the directory
     assert len(calls) == (4 if durable else 0)
+
+
+def test_interrupted_as_the_temp_file_is_made_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM (console.Interrupted) right as the temp file is created: nobody holds the sink yet to abort it."""
+    real_open = os.open
+
+    class Signalled(BaseException):
+        pass
+
+    def open_then_signalled(path, flags, mode=0o777, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        os.close(real_open(path, flags, mode, **kwargs))
+        raise Signalled
+
+    monkeypatch.setattr(os, "open", open_then_signalled)
+    with pytest.raises(Signalled):
+        LocalFileSink(tmp_path / "made" / "model.tar.gz")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []  # neither the temp file nor the directory the sink made

@@ -135,11 +135,15 @@ class LocalFileSink:
             self._remove_created_dirs()
             raise _io_error("create the output directory", directory, exc) from None
         self.temp_path = directory / f".{self.target.name}.{secrets.token_hex(6)}.tmp"
+        self._fd = -1
         try:
             self._fd = os.open(self.temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             self._remove_created_dirs()
             raise _io_error("write to the output directory", directory, exc) from None
+        except BaseException:  # SIGTERM (console.Interrupted) as the file was made: nobody holds the sink to abort
+            self._discard_temp()
+            raise
         self._offset = 0  # output size so far (copies included, even if still in flight)
         self._copied = 0
         self._unsynced = 0
@@ -210,6 +214,10 @@ class LocalFileSink:
         self._done = True
         self._cancelled = True  # the copy thread drops queued work
         self._stop_worker()
+        self._discard_temp()
+
+    def _discard_temp(self) -> None:
+        """Close and remove the temp file, then the directories this sink made."""
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -202,8 +202,9 @@ def run_repack(
         log.info("input size: %s", human_bytes(source.size))
         sink = open_sink(target, endpoint_url=endpoint_url, source=source,
                          durable=contract.fsync_requested() if fsync is None else fsync)
-        reporter = Progress() if progress else None
+        reporter = None
         try:
+            reporter = Progress() if progress else None
             try:
                 result = repack_archive(source, sink, hp.data if hp else None, progress=reporter, mtime=mtime)
             except InputNotFoundError as exc:
