@@ -227,7 +227,11 @@ class Node:
             self._teardown_containers()
             if self.control_plane is not None:
                 self.control_plane.stop()
+            t0 = time.monotonic()
             self._cleanup_leftovers()
+            self.timings["cleanup"] = time.monotonic() - t0
+            with contextlib.suppress(OSError):
+                (self.workdir / "timings.json").write_text(json.dumps(self.timings, indent=1))
         finally:
             if self._lock is not None:
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
