@@ -135,3 +135,38 @@ def s3_task(*, model: str, output_uri: str, s3_endpoint: str, run_id: str) -> Kf
     return kfp_task("dummy_training_s3", {"model": model, "output_uri": output_uri,
                                           "hyperparameters_json": json.dumps(HP), "endpoint_url": s3_endpoint},
                     run_id=run_id)
+
+
+#: a ServiceAccount of the run's namespace without components/ack_dummy_training/rbac.yaml's binding
+NO_RBAC_SA = "no-processingjobs"
+#: the secret name a run passes when nobody created that Secret
+MISSING_SECRET = "aws-credentials-missing"
+CASES = ("ack", "ack-no-rbac", "sagemaker", "sagemaker-no-secret", "s3")
+
+
+def case_pod(case: str, *, image: str, bucket: str, s3_endpoint: str, sagemaker_endpoint: str = "",
+             run_id: str, minio_host_dir: Path | None = None,
+             grace_seconds: int | None = None) -> tuple[KfpTask, dict[str, Any]]:
+    """(task, pod) of one of ``CASES``: the model at ``s3://bucket/in/model.tar.gz``; launchers stage under
+    ``s3://bucket/runs``, the S3 component writes ``s3://bucket/out/<run_id>/model.tar.gz``. The SageMaker
+    launcher's SageMaker and CloudWatch Logs endpoints come from the container env (``set_env_variable``), its
+    keys from the Secret; ``-no-rbac`` runs as ``NO_RBAC_SA``, ``-no-secret`` names ``MISSING_SECRET``."""
+    if case not in CASES:
+        raise KeyError(case)
+    model = f"s3://{bucket}/in/model.tar.gz"
+    env: dict[str, str] = {}
+    if case == "s3":
+        task = s3_task(model=model, output_uri=f"s3://{bucket}/out/{run_id}/model.tar.gz", s3_endpoint=s3_endpoint,
+                       run_id=run_id)
+    else:
+        backend = case.split("-")[0]
+        task = launcher_task(backend, model=model, s3_prefix=f"s3://{bucket}/runs", s3_endpoint=s3_endpoint,
+                             run_id=run_id)
+        if backend == "sagemaker":
+            env = {"AWS_ENDPOINT_URL_SAGEMAKER": sagemaker_endpoint,
+                   "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": s3_endpoint}
+    pod = kfp_pod(task, name=f"{case}-{run_id}"[:63], image=image, env=env, minio_host_dir=minio_host_dir,
+                  service_account=NO_RBAC_SA if case.endswith("no-rbac") else RUNNER_SA,
+                  aws_secret=MISSING_SECRET if case.endswith("no-secret") else AWS_SECRET,
+                  grace_seconds=grace_seconds)
+    return task, pod
