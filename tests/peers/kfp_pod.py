@@ -119,13 +119,17 @@ def aws_secret(name: str, *, access_key: str, secret_key: str, s3_endpoint: str,
 
 def launcher_task(backend: str, *, model: str, s3_prefix: str, s3_endpoint: str, run_id: str) -> KfpTask:
     """The ``ack_dummy_training`` or ``sagemaker_dummy_training`` task of run ``run_id``: ``model`` (an s3:// URI)
-    repacked with ``HP`` through ``s3_prefix``; S3 at ``s3_endpoint`` (the component's ``endpoint_url``)."""
+    repacked with ``HP`` through ``s3_prefix``. The ACK launcher's ``endpoint_url`` is ``s3_endpoint`` (it is S3's
+    only); the SageMaker launcher's is for S3, SageMaker and CloudWatch Logs alike, so it is left empty and each
+    service's endpoint comes from the environment (``AWS_ENDPOINT_URL_S3`` from the Secret, the others from the
+    container env: ``case_pod``)."""
     from kfp_task import kfp_task
 
-    return kfp_task(f"{backend}_dummy_training",
-                    {"model": model, "role_arn": ROLE, "image_uri": JOB_IMAGE, "s3_prefix": s3_prefix,
-                     "hyperparameters_json": json.dumps(HP), "endpoint_url": s3_endpoint, "region": REGION},
-                    run_id=run_id)
+    arguments = {"model": model, "role_arn": ROLE, "image_uri": JOB_IMAGE, "s3_prefix": s3_prefix,
+                 "hyperparameters_json": json.dumps(HP), "region": REGION}
+    if backend == "ack":
+        arguments["endpoint_url"] = s3_endpoint
+    return kfp_task(f"{backend}_dummy_training", arguments, run_id=run_id)
 
 
 def s3_task(*, model: str, output_uri: str, s3_endpoint: str, run_id: str) -> KfpTask:

@@ -58,7 +58,8 @@ def node_moto(node: Any) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def node_bucket(node_moto: str) -> tuple[str, dict[str, bytes]]:
     """A bucket on ``node_moto`` holding ``in/model.tar.gz``: (bucket, the model's members)."""
-    s3 = boto3.client("s3", endpoint_url=node_moto, region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=node_moto, region_name="us-east-1", aws_access_key_id="host",
+                      aws_secret_access_key="host")  # module scope: before the tests' fake AWS env
     bucket = "node-launchers"
     s3.create_bucket(Bucket=bucket)
     members = {"weights.bin": os.urandom(4096), "code/inference.py": b"print('hi')\n"}
@@ -164,6 +165,9 @@ class PodRun:
         self.core.delete_namespaced_pod(self.name, NAMESPACE, grace_period_seconds=grace)
         return started
 
+    def tail(self, lines: int = 15) -> str:
+        return f"terminated {self.terminated}; log tail:\n" + "\n".join(self.log.strip().splitlines()[-lines:])
+
     def last_line(self) -> str:
         lines = self.log.strip().splitlines()
         return lines[-1] if lines else ""
@@ -235,7 +239,7 @@ def resource(cp: ControlPlane, key: str) -> dict[str, Any] | None:
 
 
 def assert_one_error_line(run: PodRun, code: int, terminated: dict[str, Any]) -> str:
-    assert terminated["exit_code"] == code, run.log
+    assert terminated["exit_code"] == code, run.tail()
     assert "Traceback" not in run.log, run.log
     last = run.last_line()
     assert last.startswith("dummy-training: error: "), run.log
@@ -252,7 +256,7 @@ def test_ack_launcher_pod_completes_the_job_in_cluster(node, node_image, node_mo
     with StandInController(kubeflow, NAMESPACE, sm, match=job_key(task)):
         run = run_pod(pod)
         terminated = run.wait()
-    assert terminated["exit_code"] == 0, run.log
+    assert terminated["exit_code"] == 0, run.tail()
     assert "using the in-cluster Kubernetes configuration" in run.log
     assert len(play.ran) == 1
     meta = delivered(task, minio_dir, node_moto, original)
@@ -287,7 +291,7 @@ def test_deleting_the_ack_launcher_pod_mid_wait_deletes_the_resource_exit_130(no
         time.sleep(1.0)  # the launcher is in its wait
         deleted = run.delete()
         terminated = run.wait(GRACE + 30)
-        assert terminated["exit_code"] == 130, run.log
+        assert terminated["exit_code"] == 130, run.tail()
         assert terminated["finished"] - deleted < GRACE, "SIGKILLed at the end of the grace period"
         wait_for(lambda: resource(kubeflow, job_key(task)) is None, 30, "the resource gone")
     assert "StopProcessingJob" in sm.names()
@@ -316,7 +320,7 @@ def test_sagemaker_launcher_pod_signs_with_the_secrets_keys(node, node_image, no
     task, pod = case("sagemaker", node, node_image, bucket, node_moto, endpoint, minio_host_dir=minio_dir)
     run = run_pod(pod)
     terminated = run.wait()
-    assert terminated["exit_code"] == 0, run.log
+    assert terminated["exit_code"] == 0, run.tail()
     assert sm.access_keys and set(sm.access_keys) == {ACCESS_KEY}
     assert sm.names().count("CreateProcessingJob") == 1 and len(play.ran) == 1
     delivered(task, minio_dir, node_moto, original)
@@ -347,7 +351,7 @@ def test_deleting_the_sagemaker_launcher_pod_stops_the_job_exit_130(node, node_i
     wait_for(lambda: "StopProcessingJob" in sm.names(), GRACE, "StopProcessingJob within the grace period")
     stopped = time.monotonic()
     terminated = run.wait(GRACE + 30)
-    assert terminated["exit_code"] == 130, run.log
+    assert terminated["exit_code"] == 130, run.tail()
     assert stopped - deleted < GRACE and terminated["finished"] - deleted < GRACE
     assert set(sm.access_keys) == {ACCESS_KEY}
 
@@ -359,7 +363,7 @@ def test_s3_component_pod_repacks_s3_to_s3(node, node_image, node_moto, node_buc
     task, pod = case("s3", node, node_image, bucket, node_moto, minio_host_dir=minio_dir)
     run = run_pod(pod)
     terminated = run.wait()
-    assert terminated["exit_code"] == 0, run.log
+    assert terminated["exit_code"] == 0, run.tail()
     output_uri = task.executor_input["inputs"]["parameterValues"]["output_uri"]
     key = output_uri.split("/", 3)[3]
     s3 = boto3.client("s3", endpoint_url=node_moto, region_name="us-east-1")
