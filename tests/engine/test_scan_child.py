@@ -100,6 +100,7 @@ def test_an_interrupted_parent_kills_the_child(tmp_path: Path) -> None:
 
 
 def test_budget_is_the_limit_minus_what_this_process_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scan_child, "cgroup_memory_limit", lambda: None)  # whatever the machine's cgroup says
     monkeypatch.delenv(scan_child.BUDGET_ENV)
     assert scan_child.limit_bytes() == scan_child.DEFAULT_BUDGET_MB << 20
     monkeypatch.setenv(scan_child.BUDGET_ENV, "lots")
@@ -158,3 +159,63 @@ def test_sigterm_handler_is_reset_in_the_child(tmp_path: Path) -> None:
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert got == (signal.SIG_DFL, signal.SIG_IGN)
+
+
+# ---------------------------------------------------------------------------------------------- cgroup limits
+V1_UNLIMITED = "9223372036854771712\n"
+
+
+def _cgroup_tree(tmp_path: Path, proc_cgroup: str, files: dict[str, str]) -> tuple[Path, Path]:
+    root = tmp_path / "cgroup"
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    proc = tmp_path / "proc-self-cgroup"
+    proc.write_text(proc_cgroup)
+    return root, proc
+
+
+def test_cgroup_v1_limit_of_a_container_is_read_at_the_mount(tmp_path: Path) -> None:
+    """In a pod on a v1 hierarchy (no cgroup namespace) /proc/self/cgroup names the host's path, which does not
+    exist in the container: runc mounted the pod's own cgroup at /sys/fs/cgroup/memory."""
+    root, proc = _cgroup_tree(tmp_path, "4:memory:/kubepods/burstable/pod1/abc\n2:cpu,cpuacct:/kubepods\n0::/\n",
+                              {"memory/memory.limit_in_bytes": f"{200 << 20}\n"})
+    assert scan_child.cgroup_memory_limit(root, proc) == 200 << 20
+
+
+def test_cgroup_v1_smallest_limit_of_the_cgroup_and_its_ancestors(tmp_path: Path) -> None:
+    root, proc = _cgroup_tree(tmp_path, "4:memory:/a/b\n", {
+        "memory/memory.limit_in_bytes": V1_UNLIMITED,
+        "memory/a/memory.limit_in_bytes": f"{300 << 20}\n",
+        "memory/a/b/memory.limit_in_bytes": V1_UNLIMITED,
+    })
+    assert scan_child.cgroup_memory_limit(root, proc) == 300 << 20
+
+
+def test_cgroup_v1_unlimited_is_none(tmp_path: Path) -> None:
+    root, proc = _cgroup_tree(tmp_path, "4:memory:/\n", {"memory/memory.limit_in_bytes": V1_UNLIMITED})
+    assert scan_child.cgroup_memory_limit(root, proc) is None
+
+
+def test_cgroup_v2_memory_max(tmp_path: Path) -> None:
+    root, proc = _cgroup_tree(tmp_path, "0::/\n", {"memory.max": f"{512 << 20}\n"})
+    assert scan_child.cgroup_memory_limit(root, proc) == 512 << 20
+    root, proc = _cgroup_tree(tmp_path / "nested", "0::/kubepods/pod1/abc\n", {
+        "memory.max": "max\n", "kubepods/pod1/memory.max": f"{128 << 20}\n", "kubepods/pod1/abc/memory.max": "max\n"})
+    assert scan_child.cgroup_memory_limit(root, proc) == 128 << 20
+
+
+def test_cgroup_v2_max_and_no_cgroup_at_all_are_none(tmp_path: Path) -> None:
+    root, proc = _cgroup_tree(tmp_path, "0::/\n", {"memory.max": "max\n"})
+    assert scan_child.cgroup_memory_limit(root, proc) is None
+    assert scan_child.cgroup_memory_limit(tmp_path / "none", tmp_path / "no-proc") is None
+
+
+def test_the_limit_is_the_smaller_of_the_env_and_the_cgroup_minus_headroom(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(scan_child.BUDGET_ENV, "256")
+    monkeypatch.setattr(scan_child, "cgroup_memory_limit", lambda: 200 << 20)
+    assert scan_child.limit_bytes() == (200 - scan_child.CGROUP_HEADROOM_MB) << 20
+    monkeypatch.setattr(scan_child, "cgroup_memory_limit", lambda: 2 << 30)
+    assert scan_child.limit_bytes() == 256 << 20
+    monkeypatch.setattr(scan_child, "cgroup_memory_limit", lambda: None)
+    assert scan_child.limit_bytes() == 256 << 20

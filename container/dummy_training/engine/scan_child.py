@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
 
 from dummy_training.ends.base import ByteSource
 from dummy_training.errors import DummyTrainingError
@@ -51,11 +52,72 @@ _PR_SET_PDEATHSIG = 1
 Scanner = Callable[..., object]
 
 
+#: The cgroup's own memory limit counts the page cache of what the step reads and writes as well as the
+#: interpreter: the scan keeps this much below it.
+CGROUP_HEADROOM_MB = 32
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: cgroup v1 writes "no limit" as LONG_MAX rounded down to a page (9223372036854771712); anything this large is none.
+_UNLIMITED = 1 << 60
+
+
+def _read_limit(path: Path) -> int | None:
+    try:
+        raw = path.read_text().strip()
+    except OSError:
+        return None
+    if not raw.isdigit():  # "max" (v2), or unreadable
+        return None
+    value = int(raw)
+    return value if 0 < value < _UNLIMITED else None
+
+
+def _own_cgroup_dirs(root: Path, controller_dir: str, cgroup_path: str) -> list[Path]:
+    """The directories that may hold this process's limit: its cgroup and every ancestor under the mount (when
+    the hierarchy is the host's, e.g. no cgroup namespace), and the mount point itself (what a container sees
+    of its own cgroup: runc mounts it there)."""
+    base = root / controller_dir if controller_dir else root
+    parts = [p for p in cgroup_path.strip("/").split("/") if p and p != ".."]
+    dirs = [base.joinpath(*parts[:i]) for i in range(len(parts), 0, -1)]
+    return [*dirs, base]
+
+
+def cgroup_memory_limit(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgroup")) -> int | None:
+    """This process's memory limit in bytes from its cgroup (v2 ``memory.max``, v1 ``memory.limit_in_bytes``;
+    the smallest of its cgroup and their ancestors); None when there is none or it cannot be read. A pod's memory
+    limit is only visible here: /proc/meminfo shows the machine's memory."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        lines = []
+    v1_path = v2_path = None
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != 3:
+            continue
+        if fields[0] == "0" and fields[1] == "":
+            v2_path = fields[2]
+        elif "memory" in fields[1].split(","):
+            v1_path = fields[2]
+    found: list[int] = []
+    if v1_path is not None:
+        found += [v for d in _own_cgroup_dirs(root, "memory", v1_path)
+                  if (v := _read_limit(d / "memory.limit_in_bytes")) is not None]
+    elif (root / "memory.max").exists() or v2_path is not None:
+        found += [v for d in _own_cgroup_dirs(root, "", v2_path or "/")
+                  if (v := _read_limit(d / "memory.max")) is not None]
+    return min(found) if found else None
+
+
 def limit_bytes() -> int:
-    """The step's memory limit while scanning, from ``DUMMY_TRAINING_MEMORY_MB``."""
+    """The step's memory limit while scanning: ``DUMMY_TRAINING_MEMORY_MB`` (default 256 MiB), lowered to the
+    cgroup's memory limit (a pod's ``limits.memory``) minus ``CGROUP_HEADROOM_MB`` when that is smaller."""
     raw = os.environ.get(BUDGET_ENV, "").strip()
     mb = int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_BUDGET_MB
-    return mb << 20
+    limit = mb << 20
+    cgroup = cgroup_memory_limit()
+    if cgroup is not None:
+        limit = min(limit, cgroup - (CGROUP_HEADROOM_MB << 20))
+    return limit
 
 
 def budget_bytes() -> int:
@@ -119,8 +181,9 @@ def run_in_child(
     if budget is None:
         budget = budget_bytes()
         if budget < MIN_GROWTH_MB << 20:
-            log.info("not enough memory for the parallel scan (%s=%d MiB, %d MiB in use): scanning with the "
-                     "single-thread scanner", BUDGET_ENV, limit_bytes() >> 20, _current_rss_bytes() >> 20)
+            log.info("not enough memory for the parallel scan (limit %d MiB: %s and the cgroup's memory limit; "
+                     "%d MiB in use): scanning with the single-thread scanner", limit_bytes() >> 20, BUDGET_ENV,
+                     _current_rss_bytes() >> 20)
             return None
     recv, send = Pipe(duplex=False)
     pid = os.fork()
@@ -160,7 +223,8 @@ def run_in_child(
     code = os.waitstatus_to_exitcode(status)
     if code == EXIT_OVER_BUDGET:
         log.info("parallel scan passed its memory budget of %d MiB (highly compressible data); scanning with "
-                 "the single-thread scanner instead (%s sets the step's limit)", budget >> 20, BUDGET_ENV)
+                 "the single-thread scanner instead (%s and the cgroup's memory limit set the step's limit)",
+                 budget >> 20, BUDGET_ENV)
     else:
         log.warning("parallel scan ended unexpectedly (exit status %d); scanning with the single-thread scanner",
                     code)

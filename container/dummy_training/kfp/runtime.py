@@ -104,14 +104,24 @@ def _repack_metadata(result: RepackResult) -> dict[str, Any]:
     }
 
 
+def _install_signal_handlers() -> None:
+    """SIGTERM/SIGINT raise ``Interrupted`` (exit 130, cleanup done), as in the CLI: the kubelet sends SIGTERM to
+    the task's process when the run is cancelled or the pod deleted. Only from the main thread (tests call the
+    component functions from other threads too)."""
+    if threading.current_thread() is threading.main_thread():
+        install_signal_handlers()
+
+
 def repack_into_artifact(
     model_path: str, hyperparameters_path: str | None, hyperparameters_json: str, output: Any,
     report: Any = None, metrics: Any = None,
 ) -> dict[str, Any]:
     """Run the engine from local paths into ``output`` (a KFP ``Output[Model]``): its path is the repacked
     model.tar.gz itself; set and return its metadata; write the ``report`` (``Output[Markdown]``) and the
-    ``metrics`` (``Output[Metrics]``)."""
+    ``metrics`` (``Output[Metrics]``). SIGTERM (a cancelled run, a deleted pod) ends it with exit 130 and no
+    output."""
     setup_logging()
+    _install_signal_handlers()
     target = Path(output.path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -137,8 +147,9 @@ def repack_s3(model: str, hyperparameters: str, hyperparameters_json: str, outpu
               report: Any = None, metrics: Any = None, output_model: Any = None) -> str:
     """Run the engine S3 to S3 (nothing downloaded into the pod); write the report and metrics; point
     ``output_model`` (an ``Output[Model]``) at the written object (``point_at_s3``) with the native component's
-    metadata; return the output URI."""
+    metadata; return the output URI. SIGTERM ends it with exit 130, no object written."""
     setup_logging()
+    _install_signal_handlers()
     try:
         for name, value in ((contract.MODEL.name, model), (contract.OUTPUT_URI.name, output_uri)):
             if not value.startswith("s3://"):
@@ -362,8 +373,7 @@ def run_launcher_component(backend: str, *, output_model: Any, model_s3_uri_path
     if backend not in LAUNCHER_BACKENDS:  # pragma: no cover - the two components pass a literal
         raise ValueError(f"unknown launcher backend {backend!r}")
     setup_logging()
-    if threading.current_thread() is threading.main_thread():
-        install_signal_handlers()
+    _install_signal_handlers()
     config_kwargs = {k: (v if v != "" else None) for k, v in fields.items()}
     config = LaunchConfig(
         **config_kwargs,

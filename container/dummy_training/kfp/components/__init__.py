@@ -17,7 +17,8 @@ Convention (``dummy-training compile`` relies on it; follow it when you add a mo
 - The docstring's ``Args:`` become the input descriptions in the YAML; keep them to one line each.
 - Each component is wrapped in ``runs_in_image`` (outermost decorator): its command first checks that the Python
   running it has kfp and dummy_training, else fails with one line saying to pass ``use_venv=False`` to
-  ``kfp.local.SubprocessRunner`` (whose default ``use_venv=True`` runs the task in an empty venv).
+  ``kfp.local.SubprocessRunner`` (whose default ``use_venv=True`` runs the task in an empty venv), and then
+  ``exec``s kfp's executor, so that SIGTERM reaches Python (exit 130) rather than the shell.
 - Each component folder gets a ``README.md``: prose written by hand around blocks that ``dummy-training compile``
   generates from the definition (inputs and outputs from the signature and the docstring, image guidance, the
   local runner) and ``compile --check`` drift-checks; see ``dummy_training.kfp.readme``.
@@ -85,14 +86,20 @@ PREFLIGHT = (
     "sys.exit(2))\""
 )
 _EXECUTOR_LINE = "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main"
+#: The executor replaces the task's shell (``exec``): the kubelet's SIGTERM on a cancelled run or a deleted pod
+#: goes to the container's first process, which must be Python (its handler ends the task with exit 130 and no
+#: output), not ``sh`` (which dies at once, leaving Python to be SIGKILLed after the grace period: exit 137).
+EXECUTOR_EXEC_LINE = "_KFP_RUNTIME=true exec python3 -m kfp.dsl.executor_main"
 
 
 def runs_in_image(component):  # noqa: ANN001, ANN201 - a kfp PythonComponent, kfp is imported lazily here
-    """Put ``PREFLIGHT`` before the executor in ``component``'s command (see the package docstring)."""
+    """Put ``PREFLIGHT`` before the executor in ``component``'s command and ``exec`` the executor (see the
+    package docstring and ``EXECUTOR_EXEC_LINE``)."""
     container = component.component_spec.implementation.container
     script = container.command[2]
+    if EXECUTOR_EXEC_LINE in script:
+        return component
     if _EXECUTOR_LINE not in script:  # pragma: no cover - a kfp release that starts components differently
         raise RuntimeError(f"{component.name}: kfp's command changed; cannot add the preflight check")
-    if PREFLIGHT not in script:
-        container.command[2] = script.replace(_EXECUTOR_LINE, PREFLIGHT + "\n" + _EXECUTOR_LINE, 1)
+    container.command[2] = script.replace(_EXECUTOR_LINE, PREFLIGHT + "\n" + EXECUTOR_EXEC_LINE, 1)
     return component
