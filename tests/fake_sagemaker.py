@@ -1,5 +1,6 @@
-"""A tiny SageMaker endpoint on 127.0.0.1 (JSON 1.1 protocol) for what moto cannot do: jobs that stay
-InProgress, StopProcessingJob (moto answers HTTP 500), and throttling answers that botocore really retries.
+"""A tiny SageMaker endpoint (JSON 1.1 protocol; on 127.0.0.1 unless told otherwise) for what moto cannot do:
+jobs that stay InProgress, StopProcessingJob (moto answers HTTP 500), and throttling answers that botocore really
+retries. It records the access key each request was signed with (``access_keys``).
 
 Point a client at it with ``endpoint_url`` or, for a subprocess, ``AWS_ENDPOINT_URL_SAGEMAKER``.
 """
@@ -39,16 +40,22 @@ class FakeSageMaker:
     #: SageMaker's answer to a CreateProcessingJob request it refuses: ``(error code, message)``, or None
     reject: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: the access key id each HTTP request was signed with (SigV4 ``Credential=``), "" for an unsigned one
+    access_keys: list[str] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self) -> str:
+    def start(self, host: str = "127.0.0.1") -> str:
+        """Serve on ``host`` (a free port); the endpoint URL."""
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)) or 0)
                 target = self.headers.get("X-Amz-Target", "").rpartition(".")[2]
+                credential = self.headers.get("Authorization", "").partition("Credential=")[2]
+                with fake.lock:
+                    fake.access_keys.append(credential.partition("/")[0])
                 status, payload = fake.handle(target, json.loads(body or b"{}"))
                 data = json.dumps(payload).encode()
                 self.send_response(status)
@@ -60,9 +67,9 @@ class FakeSageMaker:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{host}:{self.server.server_address[1]}"
 
     def stop(self) -> None:
         self.server.shutdown()
