@@ -249,3 +249,11 @@ class KfpCluster(KfpServer):
 
     def pod_log(self, name: str, container: str = "main") -> str:
         return self.control_plane.get_raw(f"/api/v1/namespaces/{NAMESPACE}/pods/{name}/log?container={container}")
+
+    def store(self) -> dict[str, Any]:
+        """ML Metadata's contents (artifacts, executions, events), read through its gRPC service."""
+        python = peers_root() / "mlmd-venv" / "bin" / "python"
+        out = subprocess.run([str(python), str(Path(__file__).with_name("mlmd_server.py")), "--dump",
+                              f"{self.node_ip}:{self.mlmd_port}"], check=True, capture_output=True, text=True,
+                             timeout=120)
+        return dict(json.loads(out.stdout))

@@ -13,9 +13,11 @@ project's; ``kfp_cluster.py`` uses ``$DUMMY_TRAINING_PEERS/mlmd-venv``):
 
     python mlmd_server.py --port PORT --sqlite FILE [--host 0.0.0.0]
 
-It prints ``ready PORT`` once serving. The three service methods the store does not export
-(GetParentContextsByContexts, GetChildrenContextsByContexts, GetLineageGraph) answer UNIMPLEMENTED; KFP 2.17 calls
-none of them.
+It prints ``ready PORT`` once serving. ``python mlmd_server.py --dump HOST:PORT`` prints what a store holds (its
+artifacts and executions, with their types, URIs, states and properties) as JSON, read through the service.
+
+The three service methods the store does not export (GetParentContextsByContexts,
+GetChildrenContextsByContexts, GetLineageGraph) answer UNIMPLEMENTED; KFP 2.17 calls none of them.
 """
 
 from __future__ import annotations
@@ -64,12 +66,55 @@ def serve(host: str, port: int, sqlite: str) -> None:
     server.wait_for_termination()
 
 
+def _value(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    if kind == "struct_value":
+        from google.protobuf.json_format import MessageToDict
+
+        return MessageToDict(v.struct_value)
+    return getattr(v, kind) if kind else None
+
+
+def dump(target: str) -> dict[str, Any]:
+    """Every artifact and execution of the store at ``target`` (HOST:PORT), through the gRPC service."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+
+    host, port = target.rsplit(":", 1)
+    store = metadata_store.MetadataStore(metadata_store_pb2.MetadataStoreClientConfig(host=host, port=int(port)))
+    atypes = {t.id: t.name for t in store.get_artifact_types()}
+    etypes = {t.id: t.name for t in store.get_execution_types()}
+
+    def props(message: Any) -> dict[str, Any]:
+        return {k: _value(v) for k, v in message.custom_properties.items()}
+
+    artifacts = [{"id": a.id, "type": atypes.get(a.type_id), "uri": a.uri, "name": a.name,
+                  "state": metadata_store_pb2.Artifact.State.Name(a.state), "custom_properties": props(a)}
+                 for a in store.get_artifacts()]
+    executions = [{"id": e.id, "type": etypes.get(e.type_id), "name": e.name,
+                   "state": metadata_store_pb2.Execution.State.Name(e.last_known_state),
+                   "custom_properties": props(e)} for e in store.get_executions()]
+    events = [{"artifact_id": ev.artifact_id, "execution_id": ev.execution_id,
+               "type": metadata_store_pb2.Event.Type.Name(ev.type),
+               "path": [s.key for s in ev.path.steps if s.HasField("key")]}
+              for ev in store.get_events_by_execution_ids([e["id"] for e in executions])]
+    return {"artifacts": artifacts, "executions": executions, "events": events}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--sqlite", required=True, help="the store's SQLite file (created if missing)")
+    parser.add_argument("--sqlite", help="the store's SQLite file (created if missing)")
+    parser.add_argument("--dump", metavar="HOST:PORT", help="print a running store's contents as JSON and exit")
     args = parser.parse_args(argv)
+    if args.dump:
+        import json
+
+        print(json.dumps(dump(args.dump)))
+        return 0
+    if not args.sqlite:
+        parser.error("--sqlite is required to serve")
     serve(args.host, args.port, args.sqlite)
     return 0
 
