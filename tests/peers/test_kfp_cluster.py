@@ -1,0 +1,299 @@
+"""Our pipelines run by KFP 2.17.0's own backend on the real node (tests/peers/kfp_cluster.py): uploaded and run with
+the ``kfp`` CLI, as a user does, and read back through KFP's API (run and task states), the pods (exit codes, logs),
+ML Metadata (the artifacts KFP recorded) and the object store (the bytes).
+
+By hand (marker ``kfp_cluster``, deselected in CI): ``pytest -m kfp_cluster tests/peers/test_kfp_cluster.py``; it
+needs root, the node's prerequisites, our image in podman, and the binaries tests/peers/README.md lists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dummy_training.kfp.example_model import write_example_model
+
+pytestmark = pytest.mark.kfp_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE_YAML = REPO / "pipelines" / "dummy_training_pipeline.yaml"
+PARALLEL_YAML = REPO / "pipelines" / "dummy_training_parallel_pipeline.yaml"
+PIPELINE_NAME = "dummy-training-pipeline"
+PARALLEL_NAME = "dummy-training-parallel-pipeline"
+HYPERPARAMETERS = {"epochs": 3, "lr": 0.001}
+#: ``kfp run create`` parses each ``key=value`` as JSON first: our string parameter needs a JSON string.
+HYPERPARAMETERS_ARG = json.dumps(json.dumps(HYPERPARAMETERS))
+BUCKET = "mlpipeline"
+OTHER_BUCKET = "models"
+RUN_TIMEOUT = 600
+NO_HYPERPARAMETERS = "the archive has no root hyperparameters.json and no hyperparameters were given"
+
+
+# ------------------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def kfp_cluster(node: Any, node_image: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from kfp_cluster import KfpCluster
+
+    cluster = KfpCluster(node.control_plane, tmp_path_factory.mktemp("kfp-cluster"), node_ip=node.ip,
+                         import_image=node.import_image)
+    t0 = time.monotonic()
+    cluster.start()
+    print(f"\nkfp_cluster up in {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def kfp_cli() -> str:
+    found = Path(sys.executable).with_name("kfp")
+    return str(found) if found.exists() else (shutil.which("kfp") or "kfp")
+
+
+def kfp(cluster: Any, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``kfp --endpoint URL --output json ARGS`` as a user types it."""
+    env = {**os.environ, "KUBECONFIG": os.devnull}
+    out = subprocess.run([kfp_cli(), "--endpoint", cluster.url, "--output", "json", *args], capture_output=True,
+                         text=True, env=env, timeout=RUN_TIMEOUT + 60, cwd=REPO)
+    if check and out.returncode != 0:
+        raise AssertionError(f"kfp {' '.join(args)} exited {out.returncode}:\n{out.stdout}\n{out.stderr}\n"
+                             f"{cluster.logs()}")
+    return out
+
+
+def json_out(out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    text = out.stdout
+    return dict(json.loads(text[text.index("{"):]))
+
+
+@pytest.fixture(scope="module")
+def client(kfp_cluster: Any) -> Any:
+    import kfp
+
+    return kfp.Client(host=kfp_cluster.url)
+
+
+@pytest.fixture(scope="module")
+def s3(kfp_cluster: Any) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=kfp_cluster.s3_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(response_checksum_validation="when_required"))
+
+
+@pytest.fixture(scope="module")
+def uploaded(kfp_cluster: Any) -> dict[str, tuple[str, str]]:
+    """Both pipelines uploaded with ``kfp pipeline create``: name -> (pipeline id, version id)."""
+    ids = {}
+    for name, path in ((PIPELINE_NAME, PIPELINE_YAML), (PARALLEL_NAME, PARALLEL_YAML)):
+        got = json_out(kfp(kfp_cluster, "pipeline", "create", "-p", name, str(path.relative_to(REPO))))
+        text = kfp(kfp_cluster, "pipeline", "list-versions", got["pipeline_id"]).stdout
+        versions = json.loads(text[text.index("["):])
+        ids[name] = (got["pipeline_id"], versions[0]["pipeline_version_id"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def inputs(s3: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Example models in the object store: ``minio://`` URI -> bytes (without and with hyperparameters.json; one
+    in another bucket)."""
+    tmp = tmp_path_factory.mktemp("inputs")
+    s3.create_bucket(Bucket=OTHER_BUCKET)
+    got = {}
+    for bucket, key, with_hp in ((BUCKET, "inputs/model.tar.gz", False), (BUCKET, "inputs/own-hp.tar.gz", True),
+                                 (OTHER_BUCKET, "other/model.tar.gz", False)):
+        path = write_example_model(tmp / Path(key).name, with_hyperparameters=with_hp)
+        s3.upload_file(str(path), bucket, key)
+        got[f"minio://{bucket}/{key}"] = path.read_bytes()
+    return got
+
+
+def run(cluster: Any, client: Any, uploaded: dict[str, tuple[str, str]], name: str, pipeline: str = PIPELINE_NAME,
+        **params: str) -> Any:
+    """``kfp run create`` (the uploaded version) and wait for the run to end: the run as KFP's API returns it."""
+    pipeline_id, version_id = uploaded[pipeline]
+    out = kfp(cluster, "run", "create", "-e", "dummy-training-cluster", "-r", name, "-p", pipeline_id, "-v",
+              version_id, *(f"{k}={v}" for k, v in params.items()))
+    run_id = json_out(out)["run_id"]
+    return client.wait_for_run_completion(run_id, timeout=RUN_TIMEOUT)
+
+
+def tasks(got: Any) -> dict[str, Any]:
+    """The run's tasks by display name (the last one of a name wins)."""
+    return {t.display_name: t for t in got.run_details.task_details or []}
+
+
+def executions_of(store: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """The run's executions in ML Metadata (KFP names each with the run id in its custom properties)."""
+    return [e for e in store["executions"] if run_id in json.dumps(e["custom_properties"])]
+
+
+def outputs_of(store: dict[str, Any], execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Output name -> artifact of an execution (the OUTPUT events)."""
+    arts = {a["id"]: a for a in store["artifacts"]}
+    return {ev["path"][0] if ev["path"] else str(ev["artifact_id"]): arts[ev["artifact_id"]]
+            for ev in store["events"] if ev["execution_id"] == execution["id"] and ev["type"] == "OUTPUT"}
+
+
+def repack_outputs(cluster: Any, run_id: str) -> dict[str, dict[str, Any]]:
+    store = cluster.store()
+    for e in executions_of(store, run_id):
+        if e["custom_properties"].get("display_name") == "repack" or e["custom_properties"].get(
+                "task_name") == "dummy-training":
+            outs = outputs_of(store, e)
+            if "output_model" in outs:
+                return outs
+    raise AssertionError(f"no repack execution with outputs for run {run_id}: "
+                         f"{json.dumps(executions_of(store, run_id), indent=1)[:3000]}")
+
+
+def read_uri(s3: Any, uri: str) -> bytes:
+    scheme, rest = uri.split("://", 1)
+    assert scheme in ("minio", "s3"), uri
+    bucket, key = rest.split("/", 1)
+    return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def members(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+def pods_of(cluster: Any, run: Any) -> list[dict[str, Any]]:
+    return [p for p in cluster.pods() if p["metadata"].get("labels", {}).get("pipeline/runid") == run.run_id]
+
+
+def state(got: Any) -> str:
+    return str(got.state)
+
+
+# ------------------------------------------------------------------------------------------------- cases
+@pytest.fixture(scope="module")
+def inject_run(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any) -> Any:
+    """backend=kubernetes, the model without hyperparameters.json, hyperparameters inline; no ``aws-credentials``
+    Secret exists (the optional Secret absent)."""
+    return run(kfp_cluster, client, uploaded, "inject", model_uri="minio://mlpipeline/inputs/model.tar.gz",
+               hyperparameters_json=HYPERPARAMETERS_ARG, backend="kubernetes")
+
+
+def test_inject_run_succeeds_without_the_aws_secret(kfp_cluster: Any, inject_run: Any) -> None:
+    from kubernetes import client as k8s
+
+    core = k8s.CoreV1Api(kfp_cluster.control_plane.api_client())
+    assert "aws-credentials" not in [s.metadata.name for s in core.list_namespaced_secret("kubeflow").items]
+    assert state(inject_run) == "SUCCEEDED", f"{inject_run}\n{kfp_cluster.logs()}"
+    by_name = tasks(inject_run)
+    for name in ("repack", "check"):
+        assert name in by_name, sorted(by_name)
+        assert str(by_name[name].state) == "SUCCEEDED"
+
+
+def test_output_model_in_the_store_is_the_repacked_archive(kfp_cluster: Any, inject_run: Any, s3: Any,
+                                                            inputs: dict[str, bytes]) -> None:
+    outs = repack_outputs(kfp_cluster, inject_run.run_id)
+    model = outs["output_model"]
+    assert model["type"] == "system.Model"
+    data = read_uri(s3, model["uri"])
+    props = model["custom_properties"]
+    assert hashlib.sha256(data).hexdigest() == props["sha256"]
+    assert props.get("decision") == "injected", props
+    got = members(data)
+    assert json.loads(got["hyperparameters.json"]) == HYPERPARAMETERS
+    original = members(inputs["minio://mlpipeline/inputs/model.tar.gz"])
+    assert {k: v for k, v in got.items() if k != "hyperparameters.json"} == original
+
+
+def test_report_and_metrics_where_the_ui_reads_them(kfp_cluster: Any, inject_run: Any, s3: Any) -> None:
+    outs = repack_outputs(kfp_cluster, inject_run.run_id)
+    report, metrics = outs["report"], outs["metrics"]
+    assert report["type"] == "system.Markdown"
+    text = read_uri(s3, report["uri"]).decode()
+    assert "injected" in text
+    assert metrics["type"] == "system.Metrics"
+    # the UI reads a Metrics artifact's values from its custom properties in ML Metadata
+    assert any(isinstance(v, (int, float)) for v in metrics["custom_properties"].values()), metrics
+
+
+def test_preserve_keeps_the_bytes(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any, s3: Any) -> None:
+    uri = "minio://mlpipeline/inputs/own-hp.tar.gz"
+    got = run(kfp_cluster, client, uploaded, "preserve", model_uri=uri, hyperparameters_json=HYPERPARAMETERS_ARG)
+    assert state(got) == "SUCCEEDED", kfp_cluster.logs()
+    model = repack_outputs(kfp_cluster, got.run_id)["output_model"]
+    assert model["custom_properties"].get("decision") == "preserved"
+    assert read_uri(s3, model["uri"]) == inputs[uri]
+
+
+def test_model_in_another_bucket(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any, s3: Any) -> None:
+    got = run(kfp_cluster, client, uploaded, "other-bucket", model_uri="minio://models/other/model.tar.gz",
+              hyperparameters_json=HYPERPARAMETERS_ARG)
+    assert state(got) == "SUCCEEDED", kfp_cluster.logs()
+    model = repack_outputs(kfp_cluster, got.run_id)["output_model"]
+    assert json.loads(members(read_uri(s3, model["uri"]))["hyperparameters.json"]) == HYPERPARAMETERS
+
+
+def test_no_hyperparameters_fails_with_exit_1_and_one_line(kfp_cluster: Any, client: Any, uploaded: Any,
+                                                           inputs: Any) -> None:
+    got = run(kfp_cluster, client, uploaded, "no-hp", model_uri="minio://mlpipeline/inputs/model.tar.gz")
+    assert state(got) == "FAILED"
+    assert str(tasks(got)["repack"].state) == "FAILED"
+    # what a user finds: `kfp run get` names the run failed; the failing pod's log has the one line, its exit code 1
+    shown = kfp(kfp_cluster, "run", "get", got.run_id).stdout
+    assert "FAILED" in shown
+    failed = [p for p in pods_of(kfp_cluster, got)
+              if any((c.get("state", {}).get("terminated") or {}).get("exitCode") == 1
+                     for c in p["status"].get("containerStatuses", []) if c["name"] == "main")]
+    assert failed, [p["metadata"]["name"] for p in pods_of(kfp_cluster, got)]
+    log = kfp_cluster.pod_log(failed[0]["metadata"]["name"])
+    lines = [line for line in log.splitlines() if NO_HYPERPARAMETERS in line]
+    assert lines, log[-3000:]
+    assert "Traceback" not in log
+
+
+def test_parallel_for_over_three_models(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any,
+                                        s3: Any) -> None:
+    uris = ["minio://mlpipeline/inputs/model.tar.gz", "minio://mlpipeline/inputs/own-hp.tar.gz",
+            "minio://models/other/model.tar.gz"]
+    got = run(kfp_cluster, client, uploaded, "parallel", pipeline=PARALLEL_NAME, model_uris=json.dumps(uris),
+              hyperparameters_json=HYPERPARAMETERS_ARG)
+    assert state(got) == "SUCCEEDED", kfp_cluster.logs()
+    store = kfp_cluster.store()
+    models = [outputs_of(store, e)["output_model"] for e in executions_of(store, got.run_id)
+              if "output_model" in outputs_of(store, e)]
+    assert len(models) == 3
+    decisions = sorted(m["custom_properties"].get("decision") for m in models)
+    assert decisions == ["injected", "injected", "preserved"]
+    for m in models:
+        assert hashlib.sha256(read_uri(s3, m["uri"])).hexdigest() == m["custom_properties"]["sha256"]
+
+
+def test_caching_reuses_and_enable_caching_false_does_not(kfp_cluster: Any, client: Any, uploaded: Any,
+                                                          inject_run: Any) -> None:
+    params = {"model_uri": "minio://mlpipeline/inputs/model.tar.gz",
+              "hyperparameters_json": json.dumps(HYPERPARAMETERS), "backend": "kubernetes"}
+    pipeline_id, version_id = uploaded[PIPELINE_NAME]
+    exp = client.create_experiment("dummy-training-cache")
+    again = client.run_pipeline(experiment_id=exp.experiment_id, job_name="cached", pipeline_id=pipeline_id,
+                                version_id=version_id, params=params)
+    again = client.wait_for_run_completion(again.run_id, timeout=RUN_TIMEOUT)
+    assert state(again) == "SUCCEEDED"
+    assert str(tasks(again)["repack"].state) == "CACHED"
+    fresh = client.run_pipeline(experiment_id=exp.experiment_id, job_name="not-cached", pipeline_id=pipeline_id,
+                                version_id=version_id, params=params, enable_caching=False)
+    fresh = client.wait_for_run_completion(fresh.run_id, timeout=RUN_TIMEOUT)
+    assert state(fresh) == "SUCCEEDED"
+    assert str(tasks(fresh)["repack"].state) == "SUCCEEDED"
+
