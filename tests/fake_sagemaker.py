@@ -41,6 +41,8 @@ class FakeSageMaker:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the address to listen on (a node's IP when pods must reach it)
+    host: str = "127.0.0.1"
 
     def start(self) -> str:
         fake = self
@@ -60,9 +62,9 @@ class FakeSageMaker:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((self.host, 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://{self.host}:{self.server.server_address[1]}"
 
     def stop(self) -> None:
         self.server.shutdown()
