@@ -1,7 +1,10 @@
 """Session fixtures of the peers tier (``pytest -m peers tests/peers``; .ci/peers.sh builds the binaries first).
 
 ``control_plane``: one etcd + kube-apiserver (tests/peers/control_plane.py) for the whole session, stopped at
-its end; its logs stay in the session's temporary directory (``control_plane.workdir``)."""
+its end; its logs stay in the session's temporary directory (``control_plane.workdir``).
+
+``node`` / ``node_image`` (``pytest -m node tests/peers``): a real node running pods of our image, with its own
+control plane on the node's IP (tests/peers/node.py)."""
 
 from __future__ import annotations
 
@@ -61,3 +64,36 @@ def pipeline_runner(control_plane: ControlPlane, ack_crd: str, tmp_path_factory:
                                                 user=sa, namespace=ns)
     return SimpleNamespace(token=token, kubeconfig=kubeconfig, namespace=ns,
                            user=f"system:serviceaccount:{ns}:{sa}")
+
+
+# ---------------------------------------------------------------------------------------------------- the node
+@pytest.fixture(scope="session")
+def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real single-node Kubernetes (tests/peers/node.py; its docstring lists the interface): ``.ip``,
+    ``.kubeconfig``, ``.api_client()``, ``.core``, ``.create_namespace()``, ``.host_dir()``, ``.run_pod()``,
+    ``.wait_pod()``, ``.wait_running()``, ``.terminated()``, ``.log()``, ``.import_image()``. Fails (never skips)
+    when the machine lacks what it needs: the tier's script installs it."""
+    from node import Node, missing_prerequisites
+
+    missing = missing_prerequisites()
+    if missing:
+        pytest.fail("the node tier needs: " + "; ".join(missing) + " (run it through .ci/peers.sh, as root)")
+    with Node(tmp_path_factory.mktemp("node")) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def node_image(node: Any) -> str:
+    """Our image (``DUMMY_TRAINING_TEST_IMAGE``, default ``dummy-training:<version>``, what container/build.sh
+    tags) imported from podman into the node's containerd: the name pods use (``imagePullPolicy: Never`` or
+    ``IfNotPresent``). Fails when podman does not have it: build it first (``.ci/container.sh``)."""
+    import os
+    import subprocess
+
+    from dummy_training.kfp.components import DEFAULT_IMAGE
+
+    image = os.environ.get("DUMMY_TRAINING_TEST_IMAGE") or DEFAULT_IMAGE
+    if subprocess.run(["podman", "image", "exists", image], timeout=60).returncode != 0:
+        pytest.fail(f"podman has no image {image}: build it with `bash container/build.sh` (.ci/run's container "
+                    "tier does) before the node tier")
+    return str(node.import_image(image))

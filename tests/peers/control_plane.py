@@ -156,6 +156,12 @@ class ControlPlane:
     workdir: Path
     admin_token: str = field(default_factory=lambda: base64.urlsafe_b64encode(os.urandom(24)).decode())
     extra_apiserver_args: list[str] = field(default_factory=list)
+    #: where the apiserver listens and what it advertises (the ``kubernetes`` Service's endpoint): loopback, or
+    #: a node's bridge IP (tests/peers/node.py) so that pods reach it
+    host: str = "127.0.0.1"
+    #: ServiceAccount admission (pods get a projected token): on for a node, off without one (no controller
+    #: creates the ``default`` ServiceAccount then, and admission would refuse every pod)
+    service_account_admission: bool = False
     etcd: Process | None = None
     apiserver: Process | None = None
     port: int = 0
@@ -164,7 +170,7 @@ class ControlPlane:
     # ---------------------------------------------------------------------------------------------- lifecycle
     @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     @property
     def cert_dir(self) -> Path:
@@ -238,12 +244,12 @@ class ControlPlane:
             f"--etcd-servers={self.etcd_url}",
             f"--cert-dir={self.cert_dir}",
             f"--secure-port={self.port}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.host}",
+            f"--advertise-address={self.host}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
-            "--disable-admission-plugins=ServiceAccount",
+            *(() if self.service_account_admission else ("--disable-admission-plugins=ServiceAccount",)),
             f"--service-account-issuer={self.url}",
             f"--service-account-key-file={sa_key}",
             f"--service-account-signing-key-file={sa_key}",

@@ -39,7 +39,8 @@ def test_every_staging_replace_and_only_those_become_published_versions() -> Non
     assert replaces == [("k8s.io/api", "k8s.io/api", "v0.35.4"),
                         ("k8s.io/apiserver", "k8s.io/apiserver", "v0.35.4")]
     assert "require k8s.io/kubernetes v1.35.4" in out
-    assert "tool k8s.io/kubernetes/cmd/kube-apiserver" in out
+    for name in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet", "kube-proxy"):
+        assert f"\tk8s.io/kubernetes/cmd/{name}\n" in out
     assert "\ngo 1.25.0\n" in out and "\ngodebug default=go1.25\n" in out
 
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Write this folder's go.mod for kube-apiserver at one k8s.io/kubernetes version, then `go mod tidy`.
+"""Write this folder's go.mod for the Kubernetes binaries the peers tier runs (kube-apiserver, and for the node
+kube-scheduler, kube-controller-manager, kubelet, kube-proxy) at one k8s.io/kubernetes version, then
+`go mod tidy`.
 
 k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/apiserver, ...) at v0.0.0 and replaces
 them with ./staging/src/..., which only works inside its own checkout. A module that requires
@@ -19,7 +21,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MODULE = "dummy-training.local/peers/kube"
-TOOL = "k8s.io/kubernetes/cmd/kube-apiserver"
+BINARIES = ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "kubelet", "kube-proxy")
+TOOLS = tuple(f"k8s.io/kubernetes/cmd/{name}" for name in BINARIES)
 
 
 def staging_modules(upstream_go_mod: str) -> list[str]:
@@ -53,7 +56,8 @@ def render(version: str, upstream_go_mod: str) -> str:
     ]
     if godebug:
         lines += [godebug.group(0), ""]
-    lines += [f"tool {TOOL}", "", f"require k8s.io/kubernetes {version}", "", "replace ("]
+    lines += ["tool (", *(f"\t{tool}" for tool in TOOLS), ")", "", f"require k8s.io/kubernetes {version}", "",
+              "replace ("]
     lines += [f"\t{name} => {name} {staging}" for name in staging_modules(upstream_go_mod)]
     lines += [")", ""]
     return "\n".join(lines)
