@@ -118,6 +118,14 @@ class KfpCluster(KfpServer):
             PERSISTENCE_TOKEN.unlink(missing_ok=True)
         super().stop()
 
+    def _start_moto(self) -> None:
+        # The pods reach the store by KFP's names (seaweedfs.kubeflow:9000, seaweedfs.kubeflow.svc:9000): moto would
+        # take "seaweedfs" for a virtual-hosted bucket ("The specified bucket does not exist"); path style only.
+        from moto import settings
+
+        settings.S3_IGNORE_SUBDOMAIN_BUCKETNAME = "true"
+        super()._start_moto()
+
     def apiserver_env(self) -> dict[str, str]:
         return {"V2_DRIVER_IMAGE": DRIVER_IMAGE, "V2_LAUNCHER_IMAGE": LAUNCHER_IMAGE}
 
@@ -242,6 +250,15 @@ class KfpCluster(KfpServer):
         for proc in (self.process, self.controller, self.agent, self.mlmd):
             if proc is not None:
                 out.append(f"-- {proc.name}:\n{proc.tail(25)}")
+        try:
+            for pod in self.pods():
+                for c in pod["status"].get("containerStatuses", []):
+                    code = (c.get("state", {}).get("terminated") or {}).get("exitCode")
+                    if code:
+                        log = self.pod_log(pod["metadata"]["name"], c["name"]).splitlines()[-15:]
+                        out.append(f"-- pod {pod['metadata']['name']} {c['name']} exit {code}:\n" + "\n".join(log))
+        except Exception as exc:  # noqa: BLE001 - a diagnostic
+            out.append(f"-- pods: {exc}")
         return "\n".join(out)
 
     def pods(self) -> list[dict[str, Any]]:
