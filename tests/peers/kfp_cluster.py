@@ -19,7 +19,7 @@ whose EndpointSlice points at the host process on the node's IP (kube-proxy forw
 ``workflowDefaults`` give every pod of every Workflow ``hostAliases`` mapping those names to the Services'
 ClusterIPs. Everything else is as KFP's platform-agnostic manifests install it: ``pipeline-runner`` with KFP's own
 Role, the ``mlpipeline-minio-artifact`` Secret, Argo's ``workflow-controller-configmap`` (log archiving to the
-object store, ``executor`` pull policy), no ``kfp-launcher`` ConfigMap (the default pipeline root
+object store, ``executor`` pull policy), the ``kfp-launcher`` ConfigMap (the default pipeline root
 ``minio://mlpipeline/v2/artifacts``).
 
 The binaries: ``$DUMMY_TRAINING_PEERS/bin/{kfp-apiserver,kfp-driver,kfp-launcher,kfp-persistence-agent}`` (KFP
@@ -48,6 +48,7 @@ KFP_VERSION = "2.17.0"
 ARGO_VERSION = "v3.7.17"
 ARGO_MODULE = "github.com/argoproj/argo-workflows/v3"
 ACCESS_KEY = SECRET_KEY = "testing"
+PIPELINE_ROOT = f"minio://{BUCKET}/v2/artifacts"  # KFP's default
 #: image -> (binary, entrypoint path in the image, user)
 IMAGES = {
     f"localhost/kfp-driver:{KFP_VERSION}": ("kfp-driver", "/bin/driver", "65532"),
@@ -143,6 +144,11 @@ class KfpCluster(KfpServer):
         cp.create_namespace(NAMESPACE)
         cp.apply_files([kfp / f"pipeline-runner-{k}.yaml" for k in ("sa", "role", "rolebinding")],
                        namespace=NAMESPACE)
+        # KFP's kfp-launcher ConfigMap as its manifests install it (the default pipeline root). Its presence matters:
+        # without it an importer of a minio:// URI outside the root's bucket gets no session (credentials "fromEnv",
+        # no region: "Invalid region"); with it, KFP's default store session.
+        cp.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kfp-launcher", "namespace": NAMESPACE},
+                  "data": {"defaultPipelineRoot": PIPELINE_ROOT}})
         cp.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mlpipeline-minio-artifact",
                                                                      "namespace": NAMESPACE},
                   "stringData": {"accesskey": ACCESS_KEY, "secretkey": SECRET_KEY}})

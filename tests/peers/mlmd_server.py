@@ -91,9 +91,15 @@ def dump(target: str) -> dict[str, Any]:
     artifacts = [{"id": a.id, "type": atypes.get(a.type_id), "uri": a.uri, "name": a.name,
                   "state": metadata_store_pb2.Artifact.State.Name(a.state), "custom_properties": props(a)}
                  for a in store.get_artifacts()]
+    ctypes = {t.id: t.name for t in store.get_context_types()}
+
+    def runs(execution_id: int) -> list[str]:  # KFP files each execution under its run's context
+        return [c.name for c in store.get_contexts_by_execution(execution_id)
+                if ctypes.get(c.type_id) == "system.PipelineRun"]
+
     executions = [{"id": e.id, "type": etypes.get(e.type_id), "name": e.name,
                    "state": metadata_store_pb2.Execution.State.Name(e.last_known_state),
-                   "custom_properties": props(e)} for e in store.get_executions()]
+                   "runs": runs(e.id), "custom_properties": props(e)} for e in store.get_executions()]
     events = [{"artifact_id": ev.artifact_id, "execution_id": ev.execution_id,
                "type": metadata_store_pb2.Event.Type.Name(ev.type),
                "path": [s.key for s in ev.path.steps if s.HasField("key")]}

@@ -18,13 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-#: Secret key -> environment variable; every key optional. AWS_ENDPOINT_URL_S3 points boto3 at MinIO & co.
+#: Secret key -> environment variable; every key optional. The endpoint keys point boto3 elsewhere than AWS
+#: (AWS_ENDPOINT_URL_S3: MinIO & co.; the SageMaker and CloudWatch Logs ones: private endpoints, a test's fake).
+#: On KFP's backend a pod gets only these keys (kfp.local's tasks inherit the whole environment): without the
+#: SageMaker one, a launcher pod could not be pointed at another SageMaker endpoint (found by the kfp_cluster tier).
 AWS_SECRET_KEYS = {
     "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN",
     "AWS_DEFAULT_REGION": "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SAGEMAKER": "AWS_ENDPOINT_URL_SAGEMAKER",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+    "AWS_ENDPOINT_URL_STS": "AWS_ENDPOINT_URL_STS",
 }
 DEFAULT_AWS_SECRET = "aws-credentials"
 
