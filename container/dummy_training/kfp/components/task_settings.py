@@ -83,13 +83,17 @@ def configure(
     display_name: str | None = None,
     resources: Resources = REPACK_RESOURCES,
     retries: int = RETRIES,
-    caching: bool = True,
+    caching: bool | None = None,
     aws_secret_name: Any = None,
     timeout_seconds: int | None = None,
 ) -> Any:
     """Apply the standard settings to a ``PipelineTask``; returns it.
 
     ``aws_secret_name`` may be a string or a pipeline parameter (the pipelines take it as ``aws_secret_name``).
+    ``caching`` None keeps KFP's default: on, unless ``KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT=true`` was set when
+    kfp was imported (``KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT=true dummy-training compile --output-dir DIR``
+    compiles pipelines that never reuse a result: the SDK's ``enable_caching=False`` at run time reaches only the
+    root DAG's tasks, and ours are all inside ``dsl.If``/``dsl.ParallelFor``; seen on KFP's backend).
     """
     from kfp import kubernetes
 
@@ -101,7 +105,8 @@ def configure(
     if retries:
         task.set_retry(num_retries=retries, backoff_duration=RETRY_BACKOFF, backoff_factor=RETRY_BACKOFF_FACTOR,
                        backoff_max_duration=RETRY_BACKOFF_MAX)
-    task.set_caching_options(caching)
+    if caching is not None:
+        task.set_caching_options(caching)
     kubernetes.set_image_pull_policy(task, IMAGE_PULL_POLICY)
     if aws_secret_name is not None:
         kubernetes.use_secret_as_env(task, secret_name=aws_secret_name, secret_key_to_env=AWS_SECRET_KEYS,
