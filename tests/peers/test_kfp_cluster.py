@@ -286,20 +286,162 @@ def test_parallel_for_over_three_models(kfp_cluster: Any, client: Any, uploaded:
         assert hashlib.sha256(read_uri(s3, m["uri"])).hexdigest() == m["custom_properties"]["sha256"]
 
 
-def test_caching_reuses_and_enable_caching_false_does_not(kfp_cluster: Any, client: Any, uploaded: Any,
-                                                          inject_run: Any) -> None:
-    params = {"model_uri": "minio://mlpipeline/inputs/model.tar.gz",
-              "hyperparameters_json": json.dumps(HYPERPARAMETERS), "backend": "kubernetes"}
-    pipeline_id, version_id = uploaded[PIPELINE_NAME]
-    exp = client.create_experiment("dummy-training-cache")
-    again = client.run_pipeline(experiment_id=exp.experiment_id, job_name="cached", pipeline_id=pipeline_id,
-                                version_id=version_id, params=params)
-    again = client.wait_for_run_completion(again.run_id, timeout=RUN_TIMEOUT)
+def test_caching_reuses_and_a_pipeline_compiled_without_it_does_not(kfp_cluster: Any, client: Any, uploaded: Any,
+                                                                     no_cache: tuple[str, str],
+                                                                     inject_run: Any) -> None:
+    """A second identical run reuses the first's outputs (CACHED); the same run of the pipeline compiled with
+    KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT=true runs again. (The SDK's enable_caching=False at run time does not
+    reach our tasks, all inside dsl.If: kfp 2.17 overrides only the root DAG's tasks; tests/kfp/test_caching_off.py.)"""
+    assert state(inject_run) == "SUCCEEDED"
+    params = {"model_uri": "minio://mlpipeline/inputs/model.tar.gz", "hyperparameters_json": HYPERPARAMETERS_ARG,
+              "backend": "kubernetes"}
+    again = run(kfp_cluster, client, uploaded, "cached", **params)
     assert state(again) == "SUCCEEDED"
     assert task_states(again, "dummy-training") == ["CACHED"]
-    fresh = client.run_pipeline(experiment_id=exp.experiment_id, job_name="not-cached", pipeline_id=pipeline_id,
-                                version_id=version_id, params=params, enable_caching=False)
-    fresh = client.wait_for_run_completion(fresh.run_id, timeout=RUN_TIMEOUT)
+    fresh = run(kfp_cluster, client, {"no-cache": no_cache}, "not-cached", pipeline="no-cache", **params)
     assert state(fresh) == "SUCCEEDED"
     assert task_states(fresh, "dummy-training") == ["SUCCEEDED"]
 
+
+# ------------------------------------------------------------------------------------------------ SageMaker
+@pytest.fixture(scope="module")
+def no_cache(kfp_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """The pipeline compiled with caching off (docs/deploy.md), uploaded: (pipeline id, version id)."""
+    out = tmp_path_factory.mktemp("no-cache")
+    subprocess.run([sys.executable, "-m", "dummy_training", "compile", "--output-dir", str(out)], check=True,
+                   capture_output=True, env={**os.environ, "KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT": "true"})
+    path = out / "pipelines" / PIPELINE_YAML.name
+    got = json_out(kfp(kfp_cluster, "pipeline", "create", "-p", "dummy-training-no-cache", str(path)))
+    text = kfp(kfp_cluster, "pipeline", "list-versions", got["pipeline_id"]).stdout
+    return got["pipeline_id"], json.loads(text[text.index("["):])[0]["pipeline_version_id"]
+
+
+class FlakySageMaker:
+    """Builds a FakeSageMaker (tests/fake_sagemaker.py) whose first ``fail`` Describes of an existing job answer
+    AccessDeniedException: the launcher pod fails after creating its job, as after a transient fault."""
+
+    @staticmethod
+    def make(fail: int, **kw: Any) -> Any:
+        from fake_sagemaker import FakeSageMaker
+
+        class Flaky(FakeSageMaker):
+            def handle(self, op: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+                nonlocal fail
+                with self.lock:
+                    known = params.get("ProcessingJobName", "") in self.jobs
+                    if op == "DescribeProcessingJob" and known and fail > 0:
+                        fail -= 1
+                        self.calls.append((op, params))
+                        return 400, {"__type": "AccessDeniedException", "message": "not authorized (transient)"}
+                return super().handle(op, params)  # type: ignore[no-any-return]
+
+        return Flaky(**kw)
+
+
+@pytest.fixture
+def sagemaker(kfp_cluster: Any, tmp_path: Path) -> Iterator[Any]:
+    """``sagemaker(name, fail=0, gate=None)``: a fake SageMaker on the node's IP playing each job with our engine
+    against the store, and a Secret ``name`` pointing the pods at it (AWS keys, region, the S3, SageMaker and
+    CloudWatch Logs endpoints): the fake."""
+    from fake_sagemaker import PlaySageMaker
+
+    started = []
+
+    def make(name: str, fail: int = 0, gate: Any = None) -> Any:
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+        fake = FlakySageMaker.make(fail, host=kfp_cluster.node_ip, background=True, gate=gate,
+                                   on_create=PlaySageMaker(kfp_cluster.s3_url, tmp_path / name))
+        url = fake.start()
+        started.append(fake)
+        kfp_cluster.control_plane.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": name, "namespace": "kubeflow"}, "stringData": {
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": kfp_cluster.s3_url, "AWS_ENDPOINT_URL_SAGEMAKER": url,
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": kfp_cluster.s3_url}})
+        return fake
+
+    yield make
+    for fake in started:
+        fake.stop()
+
+
+def sagemaker_params(secret: str) -> dict[str, str]:
+    return {"model_uri": "s3://mlpipeline/inputs/model.tar.gz", "hyperparameters_json": HYPERPARAMETERS_ARG,
+            "backend": "sagemaker", "aws_secret_name": secret, "role_arn": "arn:aws:iam::123456789012:role/r",
+            "image_uri": "dummy-training:0.1.0-root", "s3_prefix": "s3://mlpipeline/sagemaker", "region": "us-east-1"}
+
+
+def launcher_pods(cluster: Any, run_id: str) -> dict[str, str]:
+    """The SageMaker launcher's pods of a run (those whose log has the launcher's job lines): name -> log."""
+    got = {}
+    for p in cluster.pods():
+        name = p["metadata"]["name"]
+        if p["metadata"].get("labels", {}).get("pipeline/runid") == run_id and "container-impl" in name:
+            log = cluster.pod_log(name)
+            if "INFO processing job " in log:
+                got[name] = log
+    return got
+
+
+def phase(cluster: Any, pod: str) -> str:
+    return next(str(p["status"]["phase"]) for p in cluster.pods() if p["metadata"]["name"] == pod)
+
+
+def test_sagemaker_run_delivers_the_model(kfp_cluster: Any, client: Any, no_cache: Any, inputs: Any, s3: Any,
+                                          sagemaker: Any) -> None:
+    fake = sagemaker("aws-sagemaker")
+    got = run(kfp_cluster, client, {"no-cache": no_cache}, "sagemaker", pipeline="no-cache",
+              **sagemaker_params("aws-sagemaker"))
+    assert state(got) == "SUCCEEDED", kfp_cluster.logs()
+    assert fake.names().count("CreateProcessingJob") == 1
+    store = kfp_cluster.store()
+    (job,) = [e for e in executions_of(store, got.run_id) if e["custom_properties"].get("display_name")
+              == "sagemaker-job"]
+    model = outputs_of(store, job)["output_model"]
+    data = read_uri(s3, model["uri"])
+    assert hashlib.sha256(data).hexdigest() == model["custom_properties"]["sha256"]
+    assert json.loads(members(data)["hyperparameters.json"]) == HYPERPARAMETERS
+    assert model["custom_properties"]["job_arn"].endswith(next(iter(fake.jobs)).lower())
+    (log,) = launcher_pods(kfp_cluster, got.run_id).values()
+    assert ": Completed" in log
+
+
+def test_sagemaker_retry_reattaches_to_its_job(kfp_cluster: Any, client: Any, no_cache: Any, inputs: Any,
+                                               sagemaker: Any) -> None:
+    fake = sagemaker("aws-flaky", fail=1)
+    got = run(kfp_cluster, client, {"no-cache": no_cache}, "sagemaker-retry", pipeline="no-cache",
+              **sagemaker_params("aws-flaky"))
+    assert state(got) == "SUCCEEDED", kfp_cluster.logs()
+    assert fake.names().count("CreateProcessingJob") == 1  # one job, not two
+    pods = launcher_pods(kfp_cluster, got.run_id)
+    logs = {phase(kfp_cluster, name): log for name, log in pods.items()}
+    assert sorted(logs) == ["Failed", "Succeeded"]
+    assert "AccessDeniedException" in logs["Failed"]
+    assert "re-attaching" in logs["Succeeded"]
+
+
+def test_terminate_during_a_sagemaker_job_stops_it(kfp_cluster: Any, client: Any, no_cache: Any, inputs: Any,
+                                                   sagemaker: Any) -> None:
+    import threading
+
+    fake = sagemaker("aws-term", gate=threading.Event())  # the job runs until stopped
+    pipeline_id, version_id = no_cache
+    out = kfp(kfp_cluster, "run", "create", "-e", "dummy-training-cluster", "-r", "terminate", "-p", pipeline_id,
+              "-v", version_id, *(f"{k}={v}" for k, v in sagemaker_params("aws-term").items()))
+    run_id = json_out(out)["run_id"]
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not any(j["ProcessingJobStatus"] == "InProgress" for j in fake.jobs.values()):
+        assert time.monotonic() < deadline, kfp_cluster.logs()
+        time.sleep(1)
+    # kfp 2.17's CLI has no `run terminate`: the SDK (and the UI's Terminate) call the same API
+    client.terminate_run(run_id)
+    while "StopProcessingJob" not in fake.names():
+        assert time.monotonic() < deadline, kfp_cluster.logs()
+        time.sleep(1)
+    assert [j["ProcessingJobStatus"] for j in fake.jobs.values()] in (["Stopping"], ["Stopped"])
+    while state(client.get_run(run_id)) not in ("CANCELED", "FAILED") and time.monotonic() < deadline:
+        time.sleep(2)
+    assert state(client.get_run(run_id)) in ("CANCELED", "CANCELING", "FAILED")
+    (log,) = launcher_pods(kfp_cluster, run_id).values()
+    assert "InProgress" in log
