@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -135,9 +136,8 @@ def run(cluster: Any, client: Any, uploaded: dict[str, tuple[str, str]], name: s
 def tasks(got: Any, name: str) -> list[Any]:
     """The run's tasks (KFP's API: Argo's nodes, named by task name, not display name) for our task ``name``,
     e.g. ``dummy-training`` (``dummy-training-2`` in a branch); not their drivers."""
-    return [t for t in got.run_details.task_details or []
-            if t.display_name and (t.display_name == name or t.display_name.startswith(name + "-"))
-            and not t.display_name.endswith("-driver")]
+    pattern = re.compile(rf"{re.escape(name)}(-\d+)?")  # not the Workflow's root node, "dummy-training-pipeline-xyz"
+    return [t for t in got.run_details.task_details or [] if t.display_name and pattern.fullmatch(t.display_name)]
 
 
 def task_states(got: Any, name: str) -> list[str]:
