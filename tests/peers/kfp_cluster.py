@@ -144,9 +144,7 @@ class KfpCluster(KfpServer):
         cp.create_namespace(NAMESPACE)
         cp.apply_files([kfp / f"pipeline-runner-{k}.yaml" for k in ("sa", "role", "rolebinding")],
                        namespace=NAMESPACE)
-        # KFP's kfp-launcher ConfigMap as its manifests install it (the default pipeline root). Its presence matters:
-        # without it an importer of a minio:// URI outside the root's bucket gets no session (credentials "fromEnv",
-        # no region: "Invalid region"); with it, KFP's default store session.
+        # KFP's kfp-launcher ConfigMap as its manifests install it (the default pipeline root).
         cp.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kfp-launcher", "namespace": NAMESPACE},
                   "data": {"defaultPipelineRoot": PIPELINE_ROOT}})
         cp.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "mlpipeline-minio-artifact",

@@ -243,9 +243,22 @@ def test_preserve_keeps_the_bytes(kfp_cluster: Any, client: Any, uploaded: Any, 
     assert read_uri(s3, model["uri"]) == inputs[uri]
 
 
-def test_model_in_another_bucket(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any, s3: Any) -> None:
+@pytest.fixture(scope="module")
+def store_secret(kfp_cluster: Any) -> str:
+    """A Secret with the store's keys, region and S3 endpoint (KFP's in-cluster name): what a task needs to read a
+    model outside the pipeline root's bucket (KFP's importer marks every imported artifact "fromEnv": the launcher
+    reads it with the pod's environment, not with KFP's store credentials)."""
+    kfp_cluster.control_plane.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": "aws-store", "namespace": "kubeflow"}, "stringData": {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": "http://seaweedfs.kubeflow:9000"}})
+    return "aws-store"
+
+
+def test_model_in_another_bucket(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any, s3: Any,
+                                 store_secret: str) -> None:
     got = run(kfp_cluster, client, uploaded, "other-bucket", model_uri="minio://models/other/model.tar.gz",
-              hyperparameters_json=HYPERPARAMETERS_ARG)
+              hyperparameters_json=HYPERPARAMETERS_ARG, aws_secret_name=store_secret)
     assert state(got) == "SUCCEEDED", kfp_cluster.logs()
     model = repack_outputs(kfp_cluster, got.run_id)["output_model"]
     assert json.loads(members(read_uri(s3, model["uri"]))["hyperparameters.json"]) == HYPERPARAMETERS
@@ -270,11 +283,11 @@ def test_no_hyperparameters_fails_with_exit_1_and_one_line(kfp_cluster: Any, cli
 
 
 def test_parallel_for_over_three_models(kfp_cluster: Any, client: Any, uploaded: Any, inputs: Any,
-                                        s3: Any) -> None:
+                                        s3: Any, store_secret: str) -> None:
     uris = ["minio://mlpipeline/inputs/model.tar.gz", "minio://mlpipeline/inputs/own-hp.tar.gz",
             "minio://models/other/model.tar.gz"]
     got = run(kfp_cluster, client, uploaded, "parallel", pipeline=PARALLEL_NAME, model_uris=json.dumps(uris),
-              hyperparameters_json=HYPERPARAMETERS_ARG)
+              hyperparameters_json=HYPERPARAMETERS_ARG, aws_secret_name=store_secret)
     assert state(got) == "SUCCEEDED", kfp_cluster.logs()
     store = kfp_cluster.store()
     models = [outputs_of(store, e)["output_model"] for e in executions_of(store, got.run_id)
