@@ -2,7 +2,8 @@
 # CI, peers tier: real Kubernetes peers built from pinned Go modules, run on 127.0.0.1 by tests/peers, then a
 # real node (kubelet, kube-proxy, scheduler, controller-manager, containerd) running pods of our image.
 #
-#   .ci/peers.sh build        # build every tests/peers/go/*/build.sh into $DUMMY_TRAINING_PEERS/bin
+#   .ci/peers.sh build        # build every tests/peers/go/*/build.sh into $DUMMY_TRAINING_PEERS/bin (but argo)
+#   .ci/peers.sh build argo   # build only the modules named (argo is opt-in: the by-hand kfp_cluster tier's)
 #   .ci/peers.sh [PYTEST...]  # build, then pytest -m peers tests/peers PYTEST..., then pytest -m node tests/peers
 #
 # The node tier needs root, Debian's containerd, runc, containernetworking-plugins, iptables, conntrack and
@@ -25,9 +26,21 @@ step() { echo "== $* ($((SECONDS - started)) s)"; }
 command -v go >/dev/null || [[ ! -x /usr/local/go/bin/go ]] || export PATH="/usr/local/go/bin:$PATH"
 command -v go >/dev/null || { echo "peers.sh: the go command is needed (Go >= 1.25) to build the peers" >&2; exit 3; }
 mkdir -p "$peers/bin"
-for build in tests/peers/go/*/build.sh; do
-  step "build $(basename "$(dirname "$build")") ($(go version | cut -d' ' -f3))"
-  bash "$build" "$peers/bin"
+# Modules built only when named: the kfp_cluster tier's (by hand, not in CI).
+opt_in=" argo "
+modules=()
+if [[ ${1:-} == build && $# -gt 1 ]]; then
+  modules=("${@:2}")
+else
+  for build in tests/peers/go/*/build.sh; do
+    m=$(basename "$(dirname "$build")")
+    [[ $opt_in == *" $m "* ]] || modules+=("$m")
+  done
+fi
+for m in "${modules[@]}"; do
+  [[ -f tests/peers/go/$m/build.sh ]] || { echo "peers.sh: no module tests/peers/go/$m" >&2; exit 2; }
+  step "build $m ($(go version | cut -d' ' -f3))"
+  bash "tests/peers/go/$m/build.sh" "$peers/bin"
 done
 step "built"
 [[ ${1:-} == build ]] && exit 0

@@ -44,9 +44,12 @@ class FakeSageMaker:
     access_keys: list[str] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the address to listen on (a node's IP when pods must reach it)
+    host: str = "127.0.0.1"
 
-    def start(self, host: str = "127.0.0.1") -> str:
-        """Serve on ``host`` (a free port); the endpoint URL."""
+    def start(self, host: str | None = None) -> str:
+        """Serve on ``host`` (default: the ``host`` field) on a free port; the endpoint URL."""
+        host = host or self.host
         fake = self
 
         class Handler(BaseHTTPRequestHandler):

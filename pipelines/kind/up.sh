@@ -6,6 +6,15 @@
 # loads it back, and runs the same compiled pipeline end to end with kfp.local (`dummy-training demo`).
 # This script is the documented path to a real cluster; treat it as a recipe and read each step.
 #
+# What has run (tests/peers/test_kfp_cluster.py, by hand, on KFP 2.17.0's own API server, persistence agent,
+# driver, launcher and ML Metadata with Argo v3.7.17 on a real single node): minio:// URIs into KFP's store
+# (bucket mlpipeline; another bucket only with AWS keys, region and AWS_ENDPOINT_URL_S3 in the task's
+# aws-credentials secret: KFP reads imported artifacts with the pod's environment), the
+# mlpipeline-minio-artifact credentials, `kfp pipeline create`, `kfp run create -p ID -v VERSION_ID`, inline
+# hyperparameters, backend=kubernetes (inject, preserve, a failure's one line in the pod log) and
+# backend=sagemaker against a fake SageMaker (endpoint keys in the aws-credentials secret). NOT run: kind itself,
+# KFP's manifests (SeaweedFS, MySQL, the UI), `run create -f`, port-forwards, real AWS.
+#
 # Needs: docker (or podman: CONTAINER_ENGINE=podman), kind, kubectl, and this package installed
 # (`pip install -e ".[kfp]"`, for the kfp CLI, boto3 and the example model). About 4 CPUs / 8 GB for KFP.
 #

@@ -3,12 +3,15 @@
 control plane, with tests/fake_sagemaker.py's FakeSageMaker over HTTP as its SageMaker and moto as its STS/S3.
 
 The Go module proxy refuses github.com/aws-controllers-k8s/sagemaker-controller (403), so CI cannot build the
-controller and the tier uses ack_peer.StandInController; this script is how the stand-in was checked. Build the
-controller from a source checkout of the release (its dependencies do come from the proxy):
+controller and the tier uses ack_peer.StandInController; this script is how the stand-in was checked. It expects
+what nothing in this repository builds (no upstream source or build recipe of it is kept here):
 
-    git clone --branch v1.9.1 https://github.com/aws-controllers-k8s/sagemaker-controller SRC
-    (cd SRC && CGO_ENABLED=0 go build -o /tmp/ack-sagemaker-controller ./cmd/controller)
-    python tests/peers/check_real_ack_controller.py /tmp/ack-sagemaker-controller SRC ok|fail|validation|term|rerun
+- CONTROLLER: the `ack-sagemaker-controller` program (its `cmd/controller` main package) of the
+  aws-controllers-k8s/sagemaker-controller release v1.9.1, conventionally at
+  $DUMMY_TRAINING_PEERS/bin/ack-sagemaker-controller;
+- SRC: that release's source tree, for its `config/crd` and `config/rbac`.
+
+    python tests/peers/check_real_ack_controller.py CONTROLLER SRC ok|fail|validation|term|rerun
 
 It prints the launcher's exit code and last lines, the resource as the controller left it, and the SageMaker
 calls the controller made. The CRDs come from SRC/config/crd and the controller's RBAC from SRC/config/rbac (it

@@ -156,6 +156,7 @@ class KfpServer:
     workdir: Path
     database: MariaDB = field(default_factory=MariaDB)
     moto: Any = None
+    moto_host: str = "127.0.0.1"
     moto_port: int = 0
     http_port: int = 0
     rpc_port: int = 0
@@ -195,7 +196,7 @@ class KfpServer:
         from moto.server import ThreadedMotoServer
 
         self.moto_port = free_port()
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto = ThreadedMotoServer(ip_address=self.moto_host, port=self.moto_port, verbose=False)
         self.moto.start()
 
     def config(self) -> dict[str, Any]:
@@ -208,7 +209,7 @@ class KfpServer:
                 "ConMaxLifeTime": "120s",
             },
             "ObjectStoreConfig": {
-                "Host": "127.0.0.1", "Port": str(self.moto_port), "Secure": "false", "Region": "us-east-1",
+                "Host": self.moto_host, "Port": str(self.moto_port), "Secure": "false", "Region": "us-east-1",
                 "AccessKey": "testing", "SecretAccessKey": "testing",
                 "BucketName": BUCKET, "PipelinePath": "pipelines",
             },
@@ -239,6 +240,7 @@ class KfpServer:
             # required at start (a Kubernetes service's env); no visualization server runs here
             "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_HOST": "127.0.0.1",
             "ML_PIPELINE_VISUALIZATIONSERVER_SERVICE_PORT": str(free_port()),
+            **self.apiserver_env(),
         }
         self.process = Process("kfp-apiserver", [
             str(binary("kfp-apiserver")), f"--config={conf_dir}",
@@ -250,6 +252,10 @@ class KfpServer:
         ], self.workdir / "kfp-apiserver.log", env=env)
         self.process.start()
         wait_until(self.healthy, START_TIMEOUT, "kfp-apiserver /apis/v2beta1/healthz", self.process, interval=0.5)
+
+    def apiserver_env(self) -> dict[str, str]:
+        """Extra environment of the API server (kfp_cluster.py: the driver and launcher images)."""
+        return {}
 
     def healthy(self) -> bool:
         with urllib.request.urlopen(f"{self.url}/apis/v2beta1/healthz", timeout=5) as resp:

@@ -18,13 +18,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-#: Secret key -> environment variable; every key optional. AWS_ENDPOINT_URL_S3 points boto3 at MinIO & co.
+#: Secret key -> environment variable; every key optional. The endpoint keys point boto3 elsewhere than AWS
+#: (AWS_ENDPOINT_URL_S3: MinIO & co.; the SageMaker and CloudWatch Logs ones: private endpoints, a test's fake).
+#: On KFP's backend a pod gets only these keys (kfp.local's tasks inherit the whole environment): without the
+#: SageMaker one, a launcher pod could not be pointed at another SageMaker endpoint (found by the kfp_cluster tier).
 AWS_SECRET_KEYS = {
     "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN": "AWS_SESSION_TOKEN",
     "AWS_DEFAULT_REGION": "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL": "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_S3": "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL_SAGEMAKER": "AWS_ENDPOINT_URL_SAGEMAKER",
+    "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS",
+    "AWS_ENDPOINT_URL_STS": "AWS_ENDPOINT_URL_STS",
 }
 DEFAULT_AWS_SECRET = "aws-credentials"
 
@@ -76,13 +83,17 @@ def configure(
     display_name: str | None = None,
     resources: Resources = REPACK_RESOURCES,
     retries: int = RETRIES,
-    caching: bool = True,
+    caching: bool | None = None,
     aws_secret_name: Any = None,
     timeout_seconds: int | None = None,
 ) -> Any:
     """Apply the standard settings to a ``PipelineTask``; returns it.
 
     ``aws_secret_name`` may be a string or a pipeline parameter (the pipelines take it as ``aws_secret_name``).
+    ``caching`` None keeps KFP's default: on, unless ``KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT=true`` was set when
+    kfp was imported (``KFP_DISABLE_EXECUTION_CACHING_BY_DEFAULT=true dummy-training compile --output-dir DIR``
+    compiles pipelines that never reuse a result: the SDK's ``enable_caching=False`` at run time reaches only the
+    root DAG's tasks, and ours are all inside ``dsl.If``/``dsl.ParallelFor``; seen on KFP's backend).
     """
     from kfp import kubernetes
 
@@ -94,7 +105,8 @@ def configure(
     if retries:
         task.set_retry(num_retries=retries, backoff_duration=RETRY_BACKOFF, backoff_factor=RETRY_BACKOFF_FACTOR,
                        backoff_max_duration=RETRY_BACKOFF_MAX)
-    task.set_caching_options(caching)
+    if caching is not None:
+        task.set_caching_options(caching)
     kubernetes.set_image_pull_policy(task, IMAGE_PULL_POLICY)
     if aws_secret_name is not None:
         kubernetes.use_secret_as_env(task, secret_name=aws_secret_name, secret_key_to_env=AWS_SECRET_KEYS,
