@@ -25,7 +25,10 @@ Interface (kept stable; other branches build on it)::
         node.log(ns, name, container=None)      # the container's log (what `kubectl logs` shows)
 
 Only one node may run on a machine at a time (fixed bridge names, the kubelet's fixed paths): ``start`` takes
-``flock`` on ``/tmp/dt-node.lock`` (waiting for another session's node to end) and ``stop`` releases it.
+``flock`` on ``/tmp/dt-node.lock`` (waiting for another session's node to end, at most
+``$DUMMY_TRAINING_NODE_LOCK_WAIT`` seconds, default 1200, then PeerError naming the holder) and ``stop`` releases
+it. pytest-timeout counts that wait in the first test's setup: mark node tests ``pytest.mark.timeout(
+node.TEST_TIMEOUT)``.
 
 What it sets up, and ``stop`` removes (so that a second run, and podman, still work):
 - bridge ``dtnode0`` 10.217.0.1/24 (the node IP; the kernel has no ``dummy`` link type and the kubelet refuses
@@ -80,6 +83,12 @@ FIXED_PATHS = [Path("/var/lib/kubelet"), Path("/var/log/pods"), Path("/var/log/c
                Path("/run/containerd")]
 SYSCTLS = {"net.ipv4.ip_forward": "1", "net.bridge.bridge-nf-call-iptables": "1"}
 START_TIMEOUT = 120.0
+#: How long ``start`` waits for another session's node to end (seconds; the environment variable overrides).
+LOCK_WAIT_ENV = "DUMMY_TRAINING_NODE_LOCK_WAIT"
+LOCK_WAIT = 1200.0
+#: A timeout for the tests of a node tier (pytest.mark.timeout): the first one's setup may wait LOCK_WAIT for the
+#: lock, then brings the node up and imports the image (about a minute).
+TEST_TIMEOUT = LOCK_WAIT + 300
 
 
 def _run(*argv: str, check: bool = True, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
@@ -163,7 +172,7 @@ class Node:
         LOCK_FILE.touch(exist_ok=True)
         self._lock = LOCK_FILE.open("r")
         t0 = time.monotonic()
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        self._wait_for_lock()
         self.timings["lock_wait"] = time.monotonic() - t0
         try:
             self._cleanup_leftovers()
@@ -188,6 +197,24 @@ class Node:
             self.stop()
             raise
 
+    def _wait_for_lock(self) -> None:
+        """``flock`` ``LOCK_FILE``: another session's node runs meanwhile; PeerError naming its holder after
+        ``$DUMMY_TRAINING_NODE_LOCK_WAIT`` seconds (default LOCK_WAIT)."""
+        raw = os.environ.get(LOCK_WAIT_ENV, "").strip()
+        wait = float(raw) if raw.replace(".", "", 1).isdigit() else LOCK_WAIT
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    self._lock.close()
+                    self._lock = None
+                    raise PeerError(f"another node has held {LOCK_FILE} for more than {wait:.0f} s ({LOCK_WAIT_ENV}):"
+                                    f" {_lock_holders()}") from None
+                time.sleep(1)
+
     def stop(self) -> None:
         try:
             if self.control_plane is not None and self.control_plane.apiserver is not None \
@@ -200,7 +227,11 @@ class Node:
             self._teardown_containers()
             if self.control_plane is not None:
                 self.control_plane.stop()
+            t0 = time.monotonic()
             self._cleanup_leftovers()
+            self.timings["cleanup"] = time.monotonic() - t0
+            with contextlib.suppress(OSError):
+                (self.workdir / "timings.json").write_text(json.dumps(self.timings, indent=1))
         finally:
             if self._lock is not None:
                 fcntl.flock(self._lock, fcntl.LOCK_UN)
@@ -514,6 +545,22 @@ state = "{STATE_DIR / 'state'}"
             with contextlib.suppress(OSError):
                 (Path("/proc/sys") / key.replace(".", "/")).write_text(value)
         self._sysctls.clear()
+
+
+def _lock_holders() -> str:
+    """Who holds ``LOCK_FILE`` (pid and command line), from /proc/locks."""
+    try:
+        inode = LOCK_FILE.stat().st_ino
+        pids = {line.split()[4] for line in Path("/proc/locks").read_text().splitlines()
+                if len(line.split()) > 5 and line.split()[5].endswith(f":{inode}")}
+    except OSError:
+        return "unknown"
+    out = []
+    for pid in sorted(pids):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            out.append(f"pid {pid}: {cmd[:160]}")
+    return "; ".join(out) or "unknown"
 
 
 def _mounts_under(path: Path) -> list[str]:

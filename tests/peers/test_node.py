@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 from archives import HYPERPARAMETERS_BYTES, make_model_archive
 from kfp_task import executor_input, task_pod, zeros_model
+from node import TEST_TIMEOUT
 
-pytestmark = pytest.mark.node
+# the first test's setup may wait for another session's node (node.LOCK_WAIT), then brings this one up
+pytestmark = [pytest.mark.node, pytest.mark.timeout(TEST_TIMEOUT)]
 
 HP = {"epochs": 3, "lr": 0.001}
 APP_UID = 1000  # container/Dockerfile's APP_UID
