@@ -8,7 +8,7 @@
 #
 # What has run (tests/peers/test_kfp_cluster.py, by hand, on KFP 2.17.0's own API server, persistence agent,
 # driver, launcher and ML Metadata with Argo v3.7.17 on a real single node): minio:// URIs into KFP's store
-# (bucket mlpipeline; another bucket only with AWS keys, region and AWS_ENDPOINT_URL_S3 in the task's
+# (bucket mlpipeline; another bucket only with AWS keys, region and AWS_ENDPOINT_URL_S3 (by IP) in the task's
 # aws-credentials secret: KFP reads imported artifacts with the pod's environment), the
 # mlpipeline-minio-artifact credentials, `kfp pipeline create`, `kfp run create -p ID -v VERSION_ID`, inline
 # hyperparameters, backend=kubernetes (inject, preserve, a failure's one line in the pod log) and

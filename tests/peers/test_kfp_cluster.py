@@ -245,13 +245,14 @@ def test_preserve_keeps_the_bytes(kfp_cluster: Any, client: Any, uploaded: Any, 
 
 @pytest.fixture(scope="module")
 def store_secret(kfp_cluster: Any) -> str:
-    """A Secret with the store's keys, region and S3 endpoint (KFP's in-cluster name): what a task needs to read a
-    model outside the pipeline root's bucket (KFP's importer marks every imported artifact "fromEnv": the launcher
-    reads it with the pod's environment, not with KFP's store credentials)."""
+    """A Secret with the store's keys, region and S3 endpoint: what a task needs to read a model outside the
+    pipeline root's bucket (KFP's importer marks every imported artifact "fromEnv": the launcher reads it with the
+    pod's environment, not with KFP's store credentials). The endpoint is an IP: with a host name the Go SDK goes
+    virtual-hosted ("models.seaweedfs.kubeflow:9000", which nothing resolves)."""
     kfp_cluster.control_plane.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
         "name": "aws-store", "namespace": "kubeflow"}, "stringData": {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL_S3": "http://seaweedfs.kubeflow:9000"}})
+        "AWS_ENDPOINT_URL_S3": kfp_cluster.s3_url}})
     return "aws-store"
 
 
