@@ -17,7 +17,9 @@ started=$SECONDS
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
 step "writers and readers from apt"
-apt_install_missing corpus.sh --no-install-recommends tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl 7zip git npm
+apt_install_missing corpus.sh --no-install-recommends tar libarchive-tools libarchive13 pax busybox pigz zopfli isal tabix attr acl 7zip git
+# npm: Debian's package, unless an npm is already there (NodeSource's nodejs ships one and conflicts with it)
+command -v npm >/dev/null || apt_install_missing corpus.sh --no-install-recommends npm
 tar --version | head -n1
 bsdtar --version
 python3 -c 'import libarchive' 2>/dev/null || python3 -m pip install -q -e ".[test]"
