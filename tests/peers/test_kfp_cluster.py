@@ -323,7 +323,7 @@ def test_caching_reuses_and_a_pipeline_compiled_without_it_does_not(kfp_cluster:
     first = repack_execution(kfp_cluster, inject_run.run_id)
     reused = repack_execution(kfp_cluster, again.run_id)
     assert reused["state"] == "CACHED"
-    assert reused["custom_properties"].get("cached_execution_id") == str(first["id"])
+    assert str(reused["custom_properties"].get("cached_execution_id")) == str(first["id"])
     fresh = run(kfp_cluster, client, {"no-cache": no_cache}, "not-cached", pipeline="no-cache", **params)
     assert state(fresh) == "SUCCEEDED"
     assert repack_execution(kfp_cluster, fresh.run_id)["state"] == "COMPLETE"
