@@ -156,6 +156,13 @@ def outputs_of(store: dict[str, Any], execution: dict[str, Any]) -> dict[str, di
             for ev in store["events"] if ev["execution_id"] == execution["id"] and ev["type"] == "OUTPUT"}
 
 
+def repack_execution(cluster: Any, run_id: str) -> dict[str, Any]:
+    """The run's repack execution (display name ``repack``) in ML Metadata."""
+    (got,) = [e for e in executions_of(cluster.store(), run_id) if e["custom_properties"].get("display_name")
+              == "repack"]
+    return got
+
+
 def repack_outputs(cluster: Any, run_id: str) -> dict[str, dict[str, Any]]:
     """The outputs of the run's repack task (display name ``repack``) as ML Metadata recorded them."""
     store = cluster.store()
@@ -311,10 +318,15 @@ def test_caching_reuses_and_a_pipeline_compiled_without_it_does_not(kfp_cluster:
               "backend": "kubernetes"}
     again = run(kfp_cluster, client, uploaded, "cached", **params)
     assert state(again) == "SUCCEEDED"
-    assert task_states(again, "dummy-training") == ["CACHED"]
+    # KFP's API shows a cached task as SUCCEEDED; ML Metadata says CACHED (and which execution it reused)
+    assert task_states(again, "dummy-training") == ["SUCCEEDED"]
+    first = repack_execution(kfp_cluster, inject_run.run_id)
+    reused = repack_execution(kfp_cluster, again.run_id)
+    assert reused["state"] == "CACHED"
+    assert str(reused["custom_properties"].get("cached_execution_id")) == str(first["id"])
     fresh = run(kfp_cluster, client, {"no-cache": no_cache}, "not-cached", pipeline="no-cache", **params)
     assert state(fresh) == "SUCCEEDED"
-    assert task_states(fresh, "dummy-training") == ["SUCCEEDED"]
+    assert repack_execution(kfp_cluster, fresh.run_id)["state"] == "COMPLETE"
 
 
 # ------------------------------------------------------------------------------------------------ SageMaker
@@ -432,7 +444,8 @@ def test_sagemaker_retry_reattaches_to_its_job(kfp_cluster: Any, client: Any, no
     logs = {phase(kfp_cluster, name): log for name, log in pods.items()}
     assert sorted(logs) == ["Failed", "Succeeded"]
     assert "AccessDeniedException" in logs["Failed"]
-    assert "re-attaching" in logs["Succeeded"]
+    # the retry finds its job (InProgress: "re-attaching"; already Completed: "reusing it (no new job)")
+    assert "re-attaching" in logs["Succeeded"] or "reusing it (no new job)" in logs["Succeeded"]
 
 
 def test_terminate_during_a_sagemaker_job_stops_it(kfp_cluster: Any, client: Any, no_cache: Any, inputs: Any,
