@@ -95,9 +95,12 @@ def main(controller: str, src: Path, mode: str) -> int:
             info = tarfile.TarInfo("weights.bin")
             info.size = 100
             tar.addfile(info, io.BytesIO(b"w" * 100))
-        if mode == "fail":
-            model.write_bytes(b"not an archive")
-        argv = [sys.executable, "-m", "dummy_training", "ack", "run", "--model", str(model),
+        model_arg = str(model)
+        if mode == "fail":  # in S3: a local model is judged before staging (exit 2, no job); the job must fail
+            boto3.client("s3", endpoint_url=moto_url, region_name="us-east-1").put_object(
+                Bucket="check", Key="in/model.tar.gz", Body=b"not an archive")
+            model_arg = "s3://check/in/model.tar.gz"
+        argv = [sys.executable, "-m", "dummy_training", "ack", "run", "--model", model_arg,
                 "--hyperparameters-json", '{"a": 1}', "--s3-prefix", "s3://check/runs", "--role-arn",
                 "arn:aws:iam::123456789012:role/R", "--image-uri", "img:1", "--job-name-part", f"check-{mode}",
                 "--job-name-part", "repack", "--endpoint-url", moto_url, "--region", "us-east-1",

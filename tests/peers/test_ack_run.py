@@ -47,7 +47,7 @@ def members(path: Path) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
 
 
-def ack_run(runner: Any, bucket: str, moto_endpoint: str, model: Path, out: Path, *extra: str,
+def ack_run(runner: Any, bucket: str, moto_endpoint: str, model: Path | str, out: Path, *extra: str,
             run_id: str) -> list[str]:
     return [sys.executable, "-m", "dummy_training", "ack", "run", "--model", str(model),
             "--hyperparameters-json", json.dumps(HP), "--s3-prefix", f"s3://{bucket}/runs", "--role-arn", ROLE,
@@ -113,11 +113,12 @@ def test_run_completes_and_delivers_the_repacked_model(control_plane, pipeline_r
     assert calls.count("CreateProcessingJob") == 1 and "StopProcessingJob" not in calls
 
 
-def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_runner, bucket, moto_endpoint,
+def test_a_failed_job_exits_5_with_the_failure_reason(control_plane, pipeline_runner, bucket, moto_endpoint, s3,
                                                      tmp_path) -> None:
-    model = tmp_path / "in" / contract.MODEL_FILENAME
-    model.parent.mkdir(parents=True)
-    model.write_bytes(b"this is not a gzip tar archive")  # the engine in the job really fails on it
+    # in S3: a local model is judged before anything is staged (exit 2, no job); one already in S3 is the job's to
+    # read, and the engine in the job really fails on it
+    s3.put_object(Bucket=bucket, Key=f"in/{contract.MODEL_FILENAME}", Body=b"this is not a gzip tar archive")
+    model = f"s3://{bucket}/in/{contract.MODEL_FILENAME}"
     sm = FakeSageMaker(on_create=PlaySageMaker(moto_endpoint, tmp_path / "opt-ml"), background=True)
     with StandInController(control_plane, pipeline_runner.namespace, sm, match="run-fail"):
         res = subprocess.run(ack_run(pipeline_runner, bucket, moto_endpoint, model, tmp_path / "out",
