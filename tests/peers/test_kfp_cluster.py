@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node import TEST_TIMEOUT
 
 from dummy_training.kfp.example_model import write_example_model
 
-pytestmark = pytest.mark.kfp_cluster
+RUN_TIMEOUT = 600
+#: The first test's setup brings the node up (waiting up to node.LOCK_WAIT for another session's) and then KFP's
+#: stack (about 3 min in all); a run takes up to RUN_TIMEOUT, and a failing one is retried twice (30 s, 60 s) first.
+pytestmark = [pytest.mark.kfp_cluster, pytest.mark.timeout(TEST_TIMEOUT + 2 * RUN_TIMEOUT)]
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE_YAML = REPO / "pipelines" / "dummy_training_pipeline.yaml"
@@ -38,7 +42,6 @@ HYPERPARAMETERS = {"epochs": 3, "lr": 0.001}
 HYPERPARAMETERS_ARG = json.dumps(json.dumps(HYPERPARAMETERS))
 BUCKET = "mlpipeline"
 OTHER_BUCKET = "models"
-RUN_TIMEOUT = 600
 NO_HYPERPARAMETERS = "the archive has no root hyperparameters.json and no hyperparameters were given"
 
 
@@ -142,6 +145,19 @@ def tasks(got: Any, name: str) -> list[Any]:
 
 def task_states(got: Any, name: str) -> list[str]:
     return sorted(str(t.state) for t in tasks(got, name))
+
+
+def settled_task_states(client: Any, got: Any, name: str, timeout: float = 90) -> tuple[list[str], list[list[str]]]:
+    """``task_states`` once none is RUNNING, re-reading the run (KFP's API can say a run FAILED while its retried
+    task still says RUNNING); (the last states, every distinct reading) for a failing test's message."""
+    seen = [task_states(got, name)]
+    deadline = time.monotonic() + timeout
+    while "RUNNING" in seen[-1] and time.monotonic() < deadline:
+        time.sleep(3)
+        now = task_states(client.get_run(got.run_id), name)
+        if now != seen[-1]:
+            seen.append(now)
+    return seen[-1], seen
 
 
 def executions_of(store: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
@@ -276,7 +292,8 @@ def test_no_hyperparameters_fails_with_exit_1_and_one_line(kfp_cluster: Any, cli
                                                            inputs: Any) -> None:
     got = run(kfp_cluster, client, uploaded, "no-hp", model_uri="minio://mlpipeline/inputs/model.tar.gz")
     assert state(got) == "FAILED"
-    assert "FAILED" in task_states(got, "dummy-training")
+    states, seen = settled_task_states(client, got, "dummy-training")
+    assert "FAILED" in states, seen
     # what a user finds: `kfp run get` names the run failed; the failing pod's log has the one line, its exit code 1
     shown = kfp(kfp_cluster, "run", "get", got.run_id).stdout
     assert "FAILED" in shown
