@@ -23,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node import TEST_TIMEOUT
 
 from dummy_training.kfp.example_model import write_example_model
 
-pytestmark = pytest.mark.kfp_cluster
+RUN_TIMEOUT = 600
+#: The first test's setup brings the node up (waiting up to node.LOCK_WAIT for another session's) and then KFP's
+#: stack (about 3 min in all); a run takes up to RUN_TIMEOUT, and a failing one is retried twice (30 s, 60 s) first.
+pytestmark = [pytest.mark.kfp_cluster, pytest.mark.timeout(TEST_TIMEOUT + 2 * RUN_TIMEOUT)]
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE_YAML = REPO / "pipelines" / "dummy_training_pipeline.yaml"
@@ -38,7 +42,6 @@ HYPERPARAMETERS = {"epochs": 3, "lr": 0.001}
 HYPERPARAMETERS_ARG = json.dumps(json.dumps(HYPERPARAMETERS))
 BUCKET = "mlpipeline"
 OTHER_BUCKET = "models"
-RUN_TIMEOUT = 600
 NO_HYPERPARAMETERS = "the archive has no root hyperparameters.json and no hyperparameters were given"
 
 
@@ -142,6 +145,19 @@ def tasks(got: Any, name: str) -> list[Any]:
 
 def task_states(got: Any, name: str) -> list[str]:
     return sorted(str(t.state) for t in tasks(got, name))
+
+
+def settled_task_states(client: Any, got: Any, name: str, timeout: float = 90) -> tuple[list[str], list[list[str]]]:
+    """``task_states`` once none is RUNNING, re-reading the run (KFP's API can say a run FAILED while its retried
+    task still says RUNNING); (the last states, every distinct reading) for a failing test's message."""
+    seen = [task_states(got, name)]
+    deadline = time.monotonic() + timeout
+    while "RUNNING" in seen[-1] and time.monotonic() < deadline:
+        time.sleep(3)
+        now = task_states(client.get_run(got.run_id), name)
+        if now != seen[-1]:
+            seen.append(now)
+    return seen[-1], seen
 
 
 def executions_of(store: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
@@ -276,7 +292,8 @@ def test_no_hyperparameters_fails_with_exit_1_and_one_line(kfp_cluster: Any, cli
                                                            inputs: Any) -> None:
     got = run(kfp_cluster, client, uploaded, "no-hp", model_uri="minio://mlpipeline/inputs/model.tar.gz")
     assert state(got) == "FAILED"
-    assert "FAILED" in task_states(got, "dummy-training")
+    states, seen = settled_task_states(client, got, "dummy-training")
+    assert "FAILED" in states, seen
     # what a user finds: `kfp run get` names the run failed; the failing pod's log has the one line, its exit code 1
     shown = kfp(kfp_cluster, "run", "get", got.run_id).stdout
     assert "FAILED" in shown
@@ -399,7 +416,7 @@ def sagemaker_params(secret: str) -> dict[str, str]:
 
 
 def launcher_pods(cluster: Any, run_id: str) -> dict[str, str]:
-    """The SageMaker launcher's pods of a run (those whose log has the launcher's job lines): name -> log."""
+    """The SageMaker or ACK launcher's pods of a run (those whose log has the launchers' job lines): name -> log."""
     got = {}
     for p in cluster.pods():
         name = p["metadata"]["name"]
@@ -472,3 +489,101 @@ def test_terminate_during_a_sagemaker_job_stops_it(kfp_cluster: Any, client: Any
     assert state(client.get_run(run_id)) in ("CANCELED", "CANCELING", "FAILED")
     (log,) = launcher_pods(kfp_cluster, run_id).values()
     assert "InProgress" in log
+
+
+# ------------------------------------------------------------------------------------------------------ ACK
+NAMESPACE = "kubeflow"
+RUNNER = f"system:serviceaccount:{NAMESPACE}:pipeline-runner"
+RBAC_YAML = REPO / "components" / "ack_dummy_training" / "rbac.yaml"
+
+
+@pytest.fixture(scope="module")
+def ack_installed(kfp_cluster: Any) -> dict[str, bool]:
+    """The ACK controller's ProcessingJob CRD (tests/peers/ack_peer.py) and the RBAC docs/deploy.md tells users to
+    apply, components/ack_dummy_training/rbac.yaml as shipped, on the node's control plane. Whether
+    ``pipeline-runner`` may create ProcessingJobs in ``kubeflow`` before and after the RBAC is applied (KFP's own
+    ``pipeline-runner`` Role, which kfp_cluster.py installs, grants nothing on them)."""
+    from ack_peer import processing_job_crd
+
+    from dummy_training import contract
+
+    cp = kfp_cluster.control_plane
+    cp.apply(processing_job_crd())
+
+    def allowed() -> bool:
+        return bool(cp.can_i(user=RUNNER, verb="create", resource=contract.ACK_PLURAL, group=contract.ACK_GROUP,
+                             namespace=NAMESPACE))
+
+    before = allowed()
+    cp.apply_files([RBAC_YAML])
+    return {"before": before, "after": allowed()}
+
+
+@pytest.fixture
+def ack_controller(kfp_cluster: Any, ack_installed: Any, tmp_path: Path) -> Iterator[Any]:
+    """The ACK stand-in (``ack_peer.StandInController``) reconciling the ProcessingJobs of ``kubeflow`` on the node's
+    control plane against a FakeSageMaker that plays each job with our engine on the store's objects: the fake."""
+    from ack_peer import StandInController
+    from fake_sagemaker import FakeSageMaker, PlaySageMaker
+
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    fake = FakeSageMaker(on_create=PlaySageMaker(kfp_cluster.s3_url, tmp_path / "opt-ml"), background=True)
+    with StandInController(kfp_cluster.control_plane, NAMESPACE, fake):
+        yield fake
+
+
+def processing_jobs(cluster: Any) -> list[dict[str, Any]]:
+    """Every ProcessingJob of the cluster, in any namespace."""
+    from dummy_training import contract
+
+    got = json.loads(cluster.control_plane.get_raw(f"/apis/{contract.ACK_GROUP}/{contract.ACK_VERSION}/"
+                                                   f"{contract.ACK_PLURAL}"))
+    return list(got["items"])
+
+
+def test_ack_run_delivers_the_model(kfp_cluster: Any, client: Any, uploaded: Any, inputs: dict[str, bytes], s3: Any,
+                                    ack_installed: dict[str, bool], ack_controller: Any) -> None:
+    """backend=ack: the launcher pod, as ``pipeline-runner`` with in-cluster config, creates one ProcessingJob in
+    the run's namespace through the node's kube-apiserver; the stand-in drives it to Completed; the launcher
+    delivers the repacked model, which KFP's launcher uploads as ``output_model``. The pod's Secret has S3 keys
+    only: the ACK launcher never calls SageMaker."""
+    assert ack_installed == {"before": False, "after": True}, "KFP's Role grants it, or rbac.yaml does not"
+    kfp_cluster.control_plane.apply({"apiVersion": "v1", "kind": "Secret", "metadata": {
+        "name": "aws-ack", "namespace": NAMESPACE}, "stringData": {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL_S3": kfp_cluster.s3_url}})
+    params = {**sagemaker_params("aws-ack"), "backend": "ack", "s3_prefix": "s3://mlpipeline/ack"}
+    got = run(kfp_cluster, client, uploaded, "ack", **params)
+    assert state(got) == "SUCCEEDED", f"{got}\n{kfp_cluster.logs()}"
+    for name in ("ack-dummy-training", "check-model-op"):
+        assert task_states(got, name) == ["SUCCEEDED"], name
+    # one resource, in the run's namespace (the pod's own: the pipeline gives none), one job created
+    (obj,) = processing_jobs(kfp_cluster)
+    assert obj["metadata"]["namespace"] == NAMESPACE
+    assert obj["status"]["processingJobStatus"] == "Completed"
+    assert ack_controller.names().count("CreateProcessingJob") == 1
+    assert "StopProcessingJob" not in ack_controller.names()
+    assert obj["spec"]["processingJobName"] in ack_controller.jobs
+    # the launcher pod: pipeline-runner, in-cluster config, created (not re-attached)
+    ((pod_name, log),) = launcher_pods(kfp_cluster, got.run_id).items()
+    pod = next(p for p in kfp_cluster.pods() if p["metadata"]["name"] == pod_name)
+    assert pod["spec"]["serviceAccountName"] == "pipeline-runner"
+    assert "using the in-cluster Kubernetes configuration" in log
+    assert log.count("INFO creating processingjobs.") == 1, log
+    assert f"{obj['metadata']['name']} in namespace {NAMESPACE}" in log
+    # the output_model KFP recorded and stored: the repacked archive
+    store = kfp_cluster.store()
+    (job,) = [e for e in executions_of(store, got.run_id) if e["custom_properties"].get("display_name") == "ack-job"]
+    model = outputs_of(store, job)["output_model"]
+    assert model["type"] == "system.Model"
+    data = read_uri(s3, model["uri"])
+    props = model["custom_properties"]
+    assert hashlib.sha256(data).hexdigest() == props["sha256"]
+    assert props.get("decision") == "injected", props
+    got_members = members(data)
+    assert json.loads(got_members.pop("hyperparameters.json")) == HYPERPARAMETERS
+    assert got_members == members(inputs["minio://mlpipeline/inputs/model.tar.gz"])
+    assert props["job_arn"] == obj["status"]["ackResourceMetadata"]["arn"]
+    # the job's own output in S3 is the same archive
+    assert read_uri(s3, props["model_s3_uri"]) == data
